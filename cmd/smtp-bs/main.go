@@ -1,0 +1,106 @@
+// Command smtp-bs serves exactly one SMTP session on the connection it is
+// handed (fd 3 under systemd Accept=yes, fds 0/1 under xinetd, inetd or
+// tcpserver, or a pipe for local submission), spools what it accepts, and
+// exits. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/launcher"
+	"smtp-bs/pkg/maillog"
+	"smtp-bs/pkg/privilege"
+	"smtp-bs/pkg/session"
+	"smtp-bs/pkg/spool"
+	"smtp-bs/pkg/sysexits"
+)
+
+var version = "dev"
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	syscall.Umask(0o077)
+	fs := flag.NewFlagSet("smtp-bs", flag.ContinueOnError)
+	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return sysexits.Usage
+	}
+	if *showVersion {
+		fmt.Println("smtp-bs", version)
+		return sysexits.OK
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "smtp-bs: unexpected arguments:", fs.Args())
+		return sysexits.Usage
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+
+	cfg, err := config.Load(*cfgPath, explicit)
+	if err != nil {
+		early("config", err)
+		return sysexits.Config
+	}
+	if _, err := privilege.Drop(cfg.RunAs); err != nil {
+		early("privilege", err)
+		return sysexits.NoPerm
+	}
+	log, err := maillog.Open(cfg.Log, progName())
+	if err != nil {
+		early("log", err)
+		return sysexits.Config
+	}
+	conn, err := launcher.Take()
+	if err != nil {
+		log.Event(maillog.Error, "error", "stage", "connection", "err", err)
+		return sysexits.Software
+	}
+	// The hard alarm: nothing, not even a stuck disk, keeps this process
+	// past the session cap.
+	time.AfterFunc(cfg.SMTP.SessionTimeout.Duration+30*time.Second, func() {
+		log.Event(maillog.Error, "error", "stage", "alarm", "err", "session cap exceeded, exiting")
+		os.Exit(sysexits.TempFail)
+	})
+	sp, err := spool.Open(cfg.Spool.Dir, spool.Ops{})
+	if err != nil {
+		log.Event(maillog.Error, "error", "stage", "spool", "err", err)
+		fmt.Fprintf(conn, "421 4.3.0 %s Service temporarily unavailable\r\n", cfg.Hostname)
+		conn.Close()
+		return sysexits.TempFail
+	}
+	client := session.Client{Addr: conn.Peer, Local: conn.Local}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	srv := &session.Server{Config: cfg, Spool: sp, Log: log}
+	if err := srv.Serve(ctx, conn, client); err != nil {
+		log.Event(maillog.Error, "error", "stage", "session", "err", err)
+		return sysexits.TempFail
+	}
+	return sysexits.OK
+}
+
+func progName() string { return filepath.Base(os.Args[0]) }
+
+// early reports an error that comes before the log is open: through the
+// default log target, which never writes to a socket.
+func early(stage string, err error) {
+	l, lerr := maillog.Open("auto", progName())
+	if lerr != nil {
+		return
+	}
+	l.Event(maillog.Error, "error", "stage", stage, "err", err)
+	if errors.Is(err, privilege.ErrRoot) {
+		return
+	}
+}

@@ -1,0 +1,137 @@
+// Package address checks envelope addresses as go-smtp hands them over.
+//
+// go-smtp has already removed the angle brackets, any source route and the
+// quotes of a quoted local part. What is left must be a plain
+// local@domain that no downstream MTA can reinterpret: open relays have been
+// built from every ambiguity listed in Check (the %-hack, UUCP !-paths,
+// quoted local parts holding another @, trailing dots, address literals).
+package address
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits from RFC 5321 4.5.3.1.
+const (
+	maxLocalPart = 64
+	maxDomain    = 255
+	maxPath      = 256
+)
+
+// Error says why an address is refused; Code is the enhanced status detail.
+type Error struct {
+	Addr string
+	Msg  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("address <%s>: %s", e.Addr, e.Msg) }
+
+// ErrEmpty is returned by Check for the null reverse-path when it is not allowed.
+var ErrEmpty = errors.New("address: empty")
+
+// Address is a checked mailbox.
+type Address struct {
+	Local  string
+	Domain string // lower case, no trailing dot
+}
+
+// String renders the address with the domain in lower case.
+func (a Address) String() string { return a.Local + "@" + a.Domain }
+
+// Check parses addr, a mailbox as go-smtp returns it, and refuses anything
+// that could route the mail somewhere other than local@domain.
+func Check(addr string) (Address, error) {
+	bad := func(msg string) (Address, error) { return Address{}, &Error{Addr: sanitize(addr), Msg: msg} }
+	if addr == "" {
+		return Address{}, ErrEmpty
+	}
+	if len(addr) > maxPath {
+		return bad("too long")
+	}
+	if !utf8.ValidString(addr) {
+		return bad("not valid UTF-8")
+	}
+	for _, r := range addr {
+		if r < 0x20 || r == 0x7f || r == ' ' || r == '\t' {
+			return bad("contains spaces or control characters")
+		}
+	}
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return bad("has no domain")
+	}
+	local, domain := addr[:at], addr[at+1:]
+	switch {
+	case strings.Contains(local, "@"):
+		return bad("local part holds another @ (a quoted route)")
+	case strings.Contains(local, "%"):
+		return bad("local part holds % (the %-hack routes mail onward)")
+	case strings.Contains(local, "!"):
+		return bad("local part holds ! (a UUCP path routes mail onward)")
+	case strings.ContainsAny(local, `"\()<>[]:;,`):
+		return bad("local part holds characters that need quoting")
+	case local == "" || len(local) > maxLocalPart:
+		return bad("local part is empty or too long")
+	case strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, ".."):
+		return bad("local part is not a dot-string")
+	}
+	if err := checkDomain(domain); err != nil {
+		return bad(err.Error())
+	}
+	return Address{Local: local, Domain: strings.ToLower(domain)}, nil
+}
+
+// checkDomain accepts only a plain host name: no literal, no trailing dot.
+func checkDomain(d string) error {
+	switch {
+	case d == "":
+		return errors.New("has no domain")
+	case strings.HasPrefix(d, "["):
+		return errors.New("address literals are not accepted")
+	case strings.HasSuffix(d, "."):
+		return errors.New("domain ends with a dot")
+	case len(d) > maxDomain:
+		return errors.New("domain too long")
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 {
+			return errors.New("domain has an empty or overlong label")
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return errors.New("domain label starts or ends with a hyphen")
+		}
+		for _, r := range label {
+			if r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= 0x80 {
+				continue
+			}
+			return fmt.Errorf("domain holds %q", r)
+		}
+	}
+	return nil
+}
+
+// IsASCII reports whether s needs SMTPUTF8 to be carried.
+func IsASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// sanitize makes an address safe to echo in a reply or a log line.
+func sanitize(s string) string {
+	if len(s) > maxPath {
+		s = s[:maxPath]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,405 @@
+// Package config holds the one TOML file that smtp-bs and qrun share.
+//
+// Every key has an embedded default, so no file is needed to start. Load
+// decodes the file into a Config pre-filled with those defaults, rejects
+// unknown keys and bad values with the key's name and line, and validates
+// the result once. Where "unset" and "empty" mean different things (an empty
+// relay_networks means nobody may relay), the decoder's metadata tells them
+// apart.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where both programs look when -config is not given.
+const DefaultPath = "/etc/smtp-bs/smtp-bs.toml"
+
+// Config is the whole configuration of smtp-bs and qrun.
+type Config struct {
+	// Hostname is used in the greeting, Received headers, EHLO and bounces.
+	Hostname string `toml:"hostname"`
+	// RunAs is the user both programs drop to when started as root.
+	RunAs string `toml:"run_as"`
+	// Log is "auto", "journal", "syslog", "stderr", "none" or an absolute
+	// file path.
+	Log string `toml:"log"`
+
+	Spool    Spool    `toml:"spool"`
+	SMTP     SMTP     `toml:"smtp"`
+	Delivery Delivery `toml:"delivery"`
+	TCPWrap  TCPWrap  `toml:"tcpwrap"`
+
+	// Source names where the configuration came from, for messages.
+	Source string `toml:"-"`
+}
+
+// Spool configures the durable queue.
+type Spool struct {
+	Dir string `toml:"dir"`
+	// MinFreeBytes is the reserve: below it, new mail is refused with 452.
+	MinFreeBytes int64 `toml:"min_free_bytes"`
+}
+
+// SMTP configures the inbound session policy and limits.
+type SMTP struct {
+	LocalDomains    []string `toml:"local_domains"`
+	RelayNetworks   []string `toml:"relay_networks"`
+	MaxMessageBytes int64    `toml:"max_message_bytes"`
+	MaxRecipients   int      `toml:"max_recipients"`
+	MaxMessages     int      `toml:"max_messages"`
+	MaxErrors       int      `toml:"max_errors"`
+	MaxReceived     int      `toml:"max_received_headers"`
+	CommandTimeout  Duration `toml:"command_timeout"`
+	DataTimeout     Duration `toml:"data_timeout"`
+	SessionTimeout  Duration `toml:"session_timeout"`
+
+	// Parsed forms, filled by validate.
+	relayPrefixes []netip.Prefix
+}
+
+// Delivery configures qrun.
+type Delivery struct {
+	Smarthost      string   `toml:"smarthost"`
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	CommandTimeout Duration `toml:"command_timeout"`
+	RetryFirst     Duration `toml:"retry_first"`
+	RetryMax       Duration `toml:"retry_max"`
+	Lifetime       Duration `toml:"lifetime"`
+	Interval       Duration `toml:"interval"`
+	MaxBouncesPass int      `toml:"max_bounces_per_pass"`
+}
+
+// TCPWrap configures the hosts.allow/hosts.deny check.
+type TCPWrap struct {
+	Enabled   bool   `toml:"enabled"`
+	AllowFile string `toml:"allow_file"`
+	DenyFile  string `toml:"deny_file"`
+	// Daemon is the name rules are matched against; "" means the program's
+	// own name, as tcpd does.
+	Daemon string `toml:"daemon"`
+}
+
+// Duration is a time.Duration written as "5m" or "1h30m" in the file.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (want e.g. \"5m\", \"1h\"): %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration back in Go's notation.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the embedded defaults.
+func Default() *Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return &Config{
+		Hostname: host,
+		RunAs:    "mail",
+		Log:      "auto",
+		Spool: Spool{
+			Dir:          "/var/spool/smtp-bs",
+			MinFreeBytes: 64 << 20,
+		},
+		SMTP: SMTP{
+			LocalDomains:    nil, // filled from Hostname in validate when unset
+			RelayNetworks:   []string{"127.0.0.0/8", "::1/128"},
+			MaxMessageBytes: 25 << 20,
+			MaxRecipients:   100,
+			MaxMessages:     100,
+			MaxErrors:       10,
+			MaxReceived:     100,
+			CommandTimeout:  Duration{5 * time.Minute},
+			DataTimeout:     Duration{10 * time.Minute},
+			SessionTimeout:  Duration{30 * time.Minute},
+		},
+		Delivery: Delivery{
+			ConnectTimeout: Duration{30 * time.Second},
+			CommandTimeout: Duration{5 * time.Minute},
+			RetryFirst:     Duration{5 * time.Minute},
+			RetryMax:       Duration{time.Hour},
+			Lifetime:       Duration{5 * 24 * time.Hour},
+			Interval:       Duration{10 * time.Minute},
+			MaxBouncesPass: 1000,
+		},
+		TCPWrap: TCPWrap{
+			Enabled:   true,
+			AllowFile: "/etc/hosts.allow",
+			DenyFile:  "/etc/hosts.deny",
+		},
+	}
+}
+
+// Error is a configuration error; both programs exit 78 on it.
+type Error struct {
+	Source string
+	Line   int // 0 when unknown
+	Key    string
+	Msg    string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("config: ")
+	b.WriteString(e.Source)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": %s", e.Key)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Load reads path. A missing file at the default path means "all defaults";
+// a missing file that was asked for explicitly is an error.
+func Load(path string, explicit bool) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		c := Default()
+		c.Source = "(embedded defaults)"
+		return c, c.validate(nil, toml.MetaData{})
+	}
+	if err != nil {
+		return nil, &Error{Source: path, Msg: err.Error()}
+	}
+	return Parse(path, src)
+}
+
+// Parse decodes src (named source in messages) over the defaults.
+func Parse(source string, src []byte) (*Config, error) {
+	c := Default()
+	c.Source = source
+	md, err := toml.NewDecoder(bytes.NewReader(src)).Decode(c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{Source: source, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+		}
+		return nil, &Error{Source: source, Msg: err.Error()}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		return nil, &Error{Source: source, Line: lineOf(src, k), Key: k.String(), Msg: "unknown key"}
+	}
+	return c, c.validate(src, md)
+}
+
+func (c *Config) validate(src []byte, md toml.MetaData) error {
+	bad := func(msg string, key ...string) error {
+		return &Error{Source: c.Source, Line: lineOf(src, key), Key: strings.Join(key, "."), Msg: msg}
+	}
+	c.Hostname = strings.TrimSuffix(strings.TrimSpace(c.Hostname), ".")
+	if c.Hostname == "" || strings.ContainsAny(c.Hostname, " \t\r\n[]<>@") {
+		return bad("must be a host name", "hostname")
+	}
+	if c.RunAs == "" {
+		return bad("must name a user", "run_as")
+	}
+	if c.RunAs == "root" || c.RunAs == "0" {
+		return bad("must not be root: smtp-bs never runs as root", "run_as")
+	}
+	switch c.Log {
+	case "auto", "journal", "syslog", "stderr", "none":
+	default:
+		if !strings.HasPrefix(c.Log, "/") {
+			return bad(`must be "auto", "journal", "syslog", "stderr", "none" or an absolute file path`, "log")
+		}
+	}
+	if !strings.HasPrefix(c.Spool.Dir, "/") {
+		return bad("must be an absolute path", "spool", "dir")
+	}
+	if c.Spool.MinFreeBytes < 0 {
+		return bad("must not be negative", "spool", "min_free_bytes")
+	}
+	if !md.IsDefined("smtp", "local_domains") {
+		c.SMTP.LocalDomains = []string{c.Hostname, "localhost"}
+	}
+	for i, d := range c.SMTP.LocalDomains {
+		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		if d == "" || strings.ContainsAny(d, " \t@[]<>") {
+			return bad(fmt.Sprintf("%q is not a domain", c.SMTP.LocalDomains[i]), "smtp", "local_domains")
+		}
+		c.SMTP.LocalDomains[i] = d
+	}
+	c.SMTP.relayPrefixes = nil
+	for _, n := range c.SMTP.RelayNetworks {
+		p, err := parseNetwork(n)
+		if err != nil {
+			return bad(err.Error(), "smtp", "relay_networks")
+		}
+		c.SMTP.relayPrefixes = append(c.SMTP.relayPrefixes, p)
+	}
+	positive := []struct {
+		v   int64
+		key string
+	}{
+		{c.SMTP.MaxMessageBytes, "max_message_bytes"},
+		{int64(c.SMTP.MaxRecipients), "max_recipients"},
+		{int64(c.SMTP.MaxMessages), "max_messages"},
+		{int64(c.SMTP.MaxErrors), "max_errors"},
+		{int64(c.SMTP.MaxReceived), "max_received_headers"},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return bad("must be positive", "smtp", p.key)
+		}
+	}
+	durations := []struct {
+		d   Duration
+		key []string
+	}{
+		{c.SMTP.CommandTimeout, []string{"smtp", "command_timeout"}},
+		{c.SMTP.DataTimeout, []string{"smtp", "data_timeout"}},
+		{c.SMTP.SessionTimeout, []string{"smtp", "session_timeout"}},
+		{c.Delivery.ConnectTimeout, []string{"delivery", "connect_timeout"}},
+		{c.Delivery.CommandTimeout, []string{"delivery", "command_timeout"}},
+		{c.Delivery.RetryFirst, []string{"delivery", "retry_first"}},
+		{c.Delivery.RetryMax, []string{"delivery", "retry_max"}},
+		{c.Delivery.Lifetime, []string{"delivery", "lifetime"}},
+		{c.Delivery.Interval, []string{"delivery", "interval"}},
+	}
+	for _, d := range durations {
+		if d.d.Duration <= 0 {
+			return bad("must be a positive duration", d.key...)
+		}
+	}
+	if c.Delivery.RetryMax.Duration < c.Delivery.RetryFirst.Duration {
+		return bad("must not be shorter than retry_first", "delivery", "retry_max")
+	}
+	if c.Delivery.MaxBouncesPass <= 0 {
+		return bad("must be positive", "delivery", "max_bounces_per_pass")
+	}
+	if h := c.Delivery.Smarthost; h != "" {
+		if _, _, err := SplitHostPort(h); err != nil {
+			return bad(err.Error(), "delivery", "smarthost")
+		}
+	}
+	if c.TCPWrap.Enabled {
+		if !strings.HasPrefix(c.TCPWrap.AllowFile, "/") {
+			return bad("must be an absolute path", "tcpwrap", "allow_file")
+		}
+		if !strings.HasPrefix(c.TCPWrap.DenyFile, "/") {
+			return bad("must be an absolute path", "tcpwrap", "deny_file")
+		}
+	}
+	if strings.ContainsAny(c.TCPWrap.Daemon, " \t,:") {
+		return bad("must be one word", "tcpwrap", "daemon")
+	}
+	return nil
+}
+
+// parseNetwork accepts "10.0.0.0/8", "::1/128" and a bare address (one host).
+func parseNetwork(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a network (want e.g. \"192.0.2.0/24\")", s)
+		}
+		if p.Masked() != p {
+			return netip.Prefix{}, fmt.Errorf("%q has host bits set (did you mean %q?)", s, p.Masked())
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or network", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// RelayAllowed reports whether a client at addr is in relay_networks.
+func (s *SMTP) RelayAllowed(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range s.relayPrefixes {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsLocalDomain reports whether domain (any case, no trailing dot) is local.
+func (s *SMTP) IsLocalDomain(domain string) bool {
+	for _, d := range s.LocalDomains {
+		if strings.EqualFold(d, domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineOf finds the line that sets key in src, for error messages. It knows
+// enough TOML to follow [table] headers; 0 means not found.
+func lineOf(src []byte, key []string) int {
+	if len(src) == 0 || len(key) == 0 {
+		return 0
+	}
+	table, name := strings.Join(key[:len(key)-1], "."), key[len(key)-1]
+	cur := ""
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "[") {
+			h := strings.Trim(line, "[] \t")
+			if i := strings.IndexByte(h, '#'); i >= 0 {
+				h = strings.TrimSpace(strings.Trim(h[:i], "[] \t"))
+			}
+			cur = h
+			if len(key) == 1 || h != table {
+				if strings.Join(key, ".") == h {
+					return n
+				}
+			}
+			continue
+		}
+		k, _, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		k = strings.Trim(strings.TrimSpace(k), `"`)
+		if (cur == table && k == name) || (cur == "" && k == strings.Join(key, ".")) {
+			return n
+		}
+	}
+	return 0
+}
+
+// SplitHostPort splits "host:port", "[v6]:port" or "host" (port 25).
+func SplitHostPort(s string) (host, port string, err error) {
+	if s == "" {
+		return "", "", errors.New("empty host")
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") || !strings.Contains(s, ":") {
+		return strings.Trim(s, "[]"), "25", nil
+	}
+	i := strings.LastIndexByte(s, ':')
+	host, port = strings.Trim(s[:i], "[]"), s[i+1:]
+	if host == "" || port == "" || strings.Trim(port, "0123456789") != "" {
+		return "", "", fmt.Errorf("%q is not host:port", s)
+	}
+	return host, port, nil
+}

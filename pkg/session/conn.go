@@ -1,0 +1,114 @@
+package session
+
+import (
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// guardConn is the client connection as go-smtp sees it. It
+//   - caps every deadline at the session's hard end, so no client can hold
+//     a process longer than session_timeout, whatever go-smtp asks for;
+//   - lets Data widen the read deadline to data_timeout for the body, since
+//     go-smtp sets one deadline per command line and reads all of DATA
+//     under it;
+//   - runs input through the command filter;
+//   - remembers the last reply code (the filter needs it) and can end the
+//     session after a reply has gone out (too many errors or messages).
+type guardConn struct {
+	net.Conn
+	r       io.Reader
+	hardEnd time.Time
+
+	mu       sync.Mutex
+	lastCode int
+	closing  bool
+	closed   chan struct{}
+	once     sync.Once
+}
+
+func newGuardConn(c net.Conn, hostname string, hardEnd time.Time) *guardConn {
+	g := &guardConn{Conn: c, hardEnd: hardEnd, closed: make(chan struct{})}
+	g.r = newFilter(c, hostname, g.code)
+	return g
+}
+
+func (g *guardConn) filter() *filter { return g.r.(*filter) }
+
+func (g *guardConn) code() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastCode
+}
+
+func (g *guardConn) clamp(t time.Time) time.Time {
+	if t.IsZero() || t.After(g.hardEnd) {
+		return g.hardEnd
+	}
+	return t
+}
+
+func (g *guardConn) SetDeadline(t time.Time) error {
+	g.Conn.SetWriteDeadline(g.clamp(t))
+	return g.Conn.SetReadDeadline(g.clamp(t))
+}
+
+func (g *guardConn) SetReadDeadline(t time.Time) error { return g.Conn.SetReadDeadline(g.clamp(t)) }
+
+func (g *guardConn) SetWriteDeadline(t time.Time) error {
+	return g.Conn.SetWriteDeadline(g.clamp(t))
+}
+
+// extendRead gives the client d from now to finish reading.
+func (g *guardConn) extendRead(d time.Duration) {
+	g.Conn.SetReadDeadline(g.clamp(time.Now().Add(d)))
+}
+
+// endAfterReply makes the next read see EOF, so go-smtp closes the session
+// right after the reply it is about to write.
+func (g *guardConn) endAfterReply() {
+	g.mu.Lock()
+	g.closing = true
+	g.mu.Unlock()
+}
+
+func (g *guardConn) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	closing := g.closing
+	g.mu.Unlock()
+	if closing {
+		return 0, io.EOF
+	}
+	return g.r.Read(p)
+}
+
+func (g *guardConn) Write(p []byte) (int, error) {
+	// go-smtp writes whole reply lines; the last one carries the final code.
+	if line := lastLine(p); len(line) >= 3 && isDigit(line[0]) && isDigit(line[1]) && isDigit(line[2]) {
+		g.mu.Lock()
+		g.lastCode = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
+		g.mu.Unlock()
+	}
+	return g.Conn.Write(p)
+}
+
+func (g *guardConn) Close() error {
+	err := g.Conn.Close()
+	g.once.Do(func() { close(g.closed) })
+	return err
+}
+
+func lastLine(p []byte) []byte {
+	end := len(p)
+	for end > 0 && (p[end-1] == '\n' || p[end-1] == '\r') {
+		end--
+	}
+	start := end
+	for start > 0 && p[start-1] != '\n' {
+		start--
+	}
+	return p[start:end]
+}
+
+func isDigit(b byte) bool { return b >= '0' && b <= '9' }

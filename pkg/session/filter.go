@@ -1,0 +1,262 @@
+package session
+
+import (
+	"bytes"
+	"io"
+	"strconv"
+
+	"github.com/emersion/go-smtp"
+)
+
+// maxCommandLine bounds a command line (RFC 5321 allows 512 octets plus
+// extension parameters; Postfix's line_length_limit is 2048). Message
+// content is not limited here: it is streamed, never held in memory.
+const maxCommandLine = 2048
+
+// sourceRouteMarker replaces a source-routed RCPT path, which go-smtp
+// would otherwise strip silently, so that the session can refuse it.
+const sourceRouteMarker = "source-route@source-route.invalid"
+
+// filter sits between the socket and go-smtp's reader. It follows the
+// command stream well enough to know where message content begins and
+// ends (DATA up to CRLF.CRLF, BDAT by its count), and rewrites only
+// command lines:
+//   - RCPT TO:<Postmaster> (no domain) becomes <Postmaster@hostname>, which
+//     go-smtp can parse, since RFC 5321 4.5.1 says it MUST be accepted;
+//   - RCPT TO:<@a,@b:user@c> becomes a marker the session refuses;
+//   - an overlong command line becomes smtp.ErrTooLongLine, which go-smtp
+//     answers with 500 and a disconnect.
+//
+// It also notes whether the client said EHLO or HELO, for the Received
+// header. After STARTTLS it steps aside: what follows is ciphertext.
+type filter struct {
+	r        io.Reader
+	hostname string
+
+	mode     int
+	line     []byte // command line being assembled
+	out      []byte // ready for the caller
+	bdatLeft int64
+	dstate   int // go-smtp's end-of-data state machine, mirrored
+	err      error
+	buf      []byte
+
+	ehlo bool // last greeting was EHLO (or LHLO)
+	helo bool // any greeting was seen
+
+	// After a DATA or STARTTLS line the filter holds back what follows
+	// until go-smtp has answered it: only a 354 starts message content and
+	// only a 220 starts TLS. go-smtp reads no further before answering,
+	// because the line is already complete in its buffer.
+	await    int // modeData or modePass while waiting; 0 otherwise
+	held     []byte
+	lastCode func() int
+}
+
+const (
+	modeCommand = iota
+	modeData
+	modeBdat
+	modePass
+)
+
+// The states of go-smtp's dataReader, which decides where DATA ends.
+const (
+	dBeginLine = iota
+	dDot
+	dDotCR
+	dCR
+	dData
+)
+
+func newFilter(r io.Reader, hostname string, lastCode func() int) *filter {
+	return &filter{r: r, hostname: hostname, buf: make([]byte, 32<<10), lastCode: lastCode}
+}
+
+func (f *filter) Read(p []byte) (int, error) {
+	if len(f.out) == 0 && f.await != 0 {
+		want := map[int]int{modeData: 354, modePass: 220}[f.await]
+		if f.lastCode() == want {
+			f.mode = f.await
+		}
+		f.await = 0
+		held := f.held
+		f.held = nil
+		f.feed(held)
+	}
+	for len(f.out) == 0 {
+		if f.err != nil {
+			if len(f.line) > 0 && f.err == io.EOF {
+				f.out, f.line = f.line, nil // let go-smtp see the unterminated tail
+				continue
+			}
+			return 0, f.err
+		}
+		n, err := f.r.Read(f.buf)
+		f.feed(f.buf[:n])
+		if err != nil {
+			f.err = err
+		}
+	}
+	n := copy(p, f.out)
+	f.out = f.out[n:]
+	if len(f.out) == 0 {
+		f.out = f.out[:0:0]
+	}
+	return n, nil
+}
+
+func (f *filter) feed(b []byte) {
+	for len(b) > 0 {
+		if f.await != 0 {
+			f.held = append(f.held, b...)
+			return
+		}
+		switch f.mode {
+		case modePass:
+			f.out = append(f.out, b...)
+			return
+		case modeBdat:
+			n := int64(len(b))
+			if n > f.bdatLeft {
+				n = f.bdatLeft
+			}
+			f.out = append(f.out, b[:n]...)
+			b = b[n:]
+			f.bdatLeft -= n
+			if f.bdatLeft == 0 {
+				f.mode = modeCommand
+			}
+		case modeData:
+			i := f.dataEnd(b)
+			f.out = append(f.out, b[:i]...)
+			b = b[i:]
+		case modeCommand:
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				f.line = append(f.line, b...)
+				if len(f.line) > maxCommandLine {
+					f.err, f.line = smtp.ErrTooLongLine, nil
+				}
+				return
+			}
+			f.line = append(f.line, b[:i+1]...)
+			b = b[i+1:]
+			if len(f.line) > maxCommandLine+2 {
+				f.err, f.line = smtp.ErrTooLongLine, nil
+				return
+			}
+			f.out = append(f.out, f.command(f.line)...)
+			f.line = f.line[:0]
+		}
+	}
+}
+
+// dataEnd mirrors go-smtp's dataReader and returns how many bytes of b
+// belong to the message including the terminating ".\r\n"; it switches back
+// to command mode there.
+func (f *filter) dataEnd(b []byte) int {
+	for i, c := range b {
+		switch f.dstate {
+		case dBeginLine:
+			switch c {
+			case '.':
+				f.dstate = dDot
+			case '\r':
+				f.dstate = dCR
+			default:
+				f.dstate = dData
+			}
+		case dDot:
+			if c == '\r' {
+				f.dstate = dDotCR
+			} else {
+				f.dstate = dData
+			}
+		case dDotCR:
+			if c == '\n' {
+				f.mode = modeCommand
+				return i + 1
+			}
+			f.dstate = dData
+		case dCR:
+			if c == '\n' {
+				f.dstate = dBeginLine
+			} else {
+				f.dstate = dData
+			}
+		case dData:
+			if c == '\r' {
+				f.dstate = dCR
+			}
+		}
+	}
+	return len(b)
+}
+
+// command inspects one complete command line and returns what go-smtp
+// should see.
+func (f *filter) command(line []byte) []byte {
+	body := bytes.TrimRight(line, "\r\n")
+	verb := body
+	if len(verb) > 4 {
+		verb = verb[:4]
+	}
+	switch string(bytes.ToUpper(verb)) {
+	case "EHLO", "LHLO":
+		f.ehlo, f.helo = true, true
+	case "HELO":
+		f.ehlo, f.helo = false, true
+	case "DATA":
+		if len(body) == 4 {
+			f.await, f.dstate = modeData, dBeginLine
+		}
+	case "BDAT":
+		fields := bytes.Fields(body)
+		if len(fields) == 2 || len(fields) == 3 && bytes.EqualFold(fields[2], []byte("LAST")) {
+			if n, err := strconv.ParseUint(string(fields[1]), 10, 32); err == nil && n > 0 {
+				f.mode, f.bdatLeft = modeBdat, int64(n)
+			}
+		}
+	case "STAR":
+		if bytes.HasPrefix(bytes.ToUpper(body), []byte("STARTTLS")) {
+			f.await = modePass
+		}
+	case "RCPT":
+		return f.rcpt(line, body)
+	}
+	return line
+}
+
+// rcpt rewrites the two RCPT forms go-smtp mishandles.
+func (f *filter) rcpt(line, body []byte) []byte {
+	const prefix = "RCPT TO:"
+	if len(body) < len(prefix) || !bytes.EqualFold(body[:len(prefix)], []byte(prefix)) {
+		return line
+	}
+	arg := bytes.TrimLeft(body[len(prefix):], " ")
+	if !bytes.HasPrefix(arg, []byte("<")) {
+		return line
+	}
+	end := bytes.IndexByte(arg, '>')
+	if end < 0 {
+		return line
+	}
+	path, rest := arg[1:end], arg[end+1:]
+	var repl string
+	switch {
+	case bytes.EqualFold(path, []byte("postmaster")):
+		repl = string(path) + "@" + f.hostname
+	case bytes.HasPrefix(path, []byte("@")):
+		repl = sourceRouteMarker
+	default:
+		return line
+	}
+	out := make([]byte, 0, len(line)+len(repl))
+	out = append(out, prefix...)
+	out = append(out, '<')
+	out = append(out, repl...)
+	out = append(out, '>')
+	out = append(out, rest...)
+	return append(out, "\r\n"...)
+}

@@ -1,0 +1,124 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// errCheckWrite marks a failure to write to the spool (not the client's fault).
+var errCheckWrite = errors.New("session: spool write failed")
+
+// bodyCheck passes message content to the spool and refuses, as Postfix
+// and chasquid do, content that could be read two ways: a CR or LF that is
+// not part of CRLF (the stuff of SMTP smuggling) and NUL. It also counts
+// Received headers to catch mail loops.
+type bodyCheck struct {
+	w           io.Writer
+	maxReceived int
+
+	prevCR     bool
+	lineStart  bool
+	inHeader   bool
+	lineLen    int    // bytes seen of the current header line
+	lineHead   []byte // its first bytes, enough to recognise "Received:"
+	received   int
+	terminated bool
+}
+
+func newBodyCheck(w io.Writer, maxReceived int) *bodyCheck {
+	return &bodyCheck{w: w, maxReceived: maxReceived, lineStart: true, inHeader: true, lineHead: make([]byte, 0, 9)}
+}
+
+func (c *bodyCheck) Write(p []byte) (int, error) {
+	for _, ch := range p {
+		if c.prevCR && ch != '\n' {
+			return 0, errBareEOL
+		}
+		switch ch {
+		case 0:
+			return 0, errNUL
+		case '\n':
+			if !c.prevCR {
+				return 0, errBareEOL
+			}
+			if c.inHeader {
+				if c.lineLen == 1 { // only the CR: the empty line ending the header
+					c.inHeader = false
+				}
+				if len(c.lineHead) == 9 && strings.EqualFold(string(c.lineHead), "received:") {
+					c.received++
+					if c.received >= c.maxReceived {
+						return 0, errLoop
+					}
+				}
+				c.lineLen, c.lineHead = 0, c.lineHead[:0]
+			}
+			c.prevCR = false
+			continue
+		case '\r':
+			c.prevCR = true
+		default:
+			c.prevCR = false
+		}
+		if c.inHeader {
+			if c.lineLen < 9 {
+				c.lineHead = append(c.lineHead, ch)
+			}
+			c.lineLen++
+		}
+	}
+	if _, err := c.w.Write(p); err != nil {
+		return 0, fmt.Errorf("%w: %w", errCheckWrite, err)
+	}
+	return len(p), nil
+}
+
+// finish checks the end of the content: a trailing lone CR is bare too.
+func (c *bodyCheck) finish() *smtp.SMTPError {
+	if c.prevCR {
+		return errBareEOL
+	}
+	return nil
+}
+
+// receivedHeader is the trace field of RFC 5321 4.4, folded.
+func receivedHeader(helo string, client Client, host, proto, id string, rcpts []string, t time.Time) string {
+	var b strings.Builder
+	b.WriteString("Received: from ")
+	b.WriteString(sanitizeHelo(helo))
+	if client.Local || !client.Addr.IsValid() {
+		b.WriteString(" (local submission)")
+	} else if client.Addr.Is4() {
+		fmt.Fprintf(&b, " ([%s])", client.Addr)
+	} else {
+		fmt.Fprintf(&b, " ([IPv6:%s])", client.Addr)
+	}
+	fmt.Fprintf(&b, "\r\n\tby %s (smtp-bs) with %s id %s", host, proto, id)
+	if len(rcpts) == 1 {
+		fmt.Fprintf(&b, "\r\n\tfor <%s>", rcpts[0])
+	}
+	fmt.Fprintf(&b, ";\r\n\t%s\r\n", t.Format(time.RFC1123Z))
+	return b.String()
+}
+
+// sanitizeHelo keeps the client's HELO argument from breaking the header
+// or the envelope file: printable ASCII without parentheses, bounded.
+func sanitizeHelo(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r >= 0x7f || r == '(' || r == ')' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, s)
+}

@@ -1,0 +1,196 @@
+package spool
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnvelopeVersion is the on-disk format version this code writes. A file
+// of a newer version is moved aside, not guessed at.
+const EnvelopeVersion = 1
+
+const envelopeMagic = "smtp-bs-envelope"
+
+// maxEnvelope bounds what the reader accepts, so a damaged file cannot make
+// qrun allocate without limit.
+const maxEnvelope = 4 << 20
+
+// Envelope is what SMTP said about a message, beside its content.
+type Envelope struct {
+	ID       string
+	Received time.Time
+	From     string   // "" is the null reverse-path <>
+	Rcpts    []string // in the order given
+	Peer     string   // client address, or "local"
+	Helo     string
+	Protocol string // ESMTP, ESMTPS, UTF8SMTP, ...
+	Size     int64  // bytes in data/ID
+	Body     string // 7BIT, 8BITMIME or BINARYMIME as the client declared
+	UTF8     bool   // SMTPUTF8 was given
+}
+
+// ErrCorrupt wraps every parse failure of a spool file.
+var ErrCorrupt = errors.New("spool: damaged file")
+
+// ErrFutureVersion marks a file written by a newer smtp-bs.
+var ErrFutureVersion = errors.New("spool: file from a newer format version")
+
+func checkValue(key, v string) error {
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return fmt.Errorf("spool: envelope %s holds a line break", key)
+	}
+	return nil
+}
+
+// Marshal renders the envelope in its versioned text form.
+func (e *Envelope) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s %d\n", envelopeMagic, EnvelopeVersion)
+	kv := func(k, v string) error {
+		if err := checkValue(k, v); err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %s\n", k, v)
+		return nil
+	}
+	utf8 := "0"
+	if e.UTF8 {
+		utf8 = "1"
+	}
+	for _, f := range [][2]string{
+		{"id", e.ID},
+		{"received", e.Received.UTC().Format(time.RFC3339Nano)},
+		{"from", "<" + e.From + ">"},
+		{"peer", e.Peer},
+		{"helo", e.Helo},
+		{"protocol", e.Protocol},
+		{"size", strconv.FormatInt(e.Size, 10)},
+		{"body", e.Body},
+		{"smtputf8", utf8},
+	} {
+		if err := kv(f[0], f[1]); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range e.Rcpts {
+		if err := kv("rcpt", "<"+r+">"); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteString("end\n")
+	return b.Bytes(), nil
+}
+
+// ParseEnvelope reads an envelope. Any deviation from the format (missing
+// end line, unknown key, bad number) is ErrCorrupt: a truncated or garbled
+// file must be noticed, not half-used.
+func ParseEnvelope(r io.Reader) (*Envelope, error) {
+	corrupt := func(format string, a ...any) (*Envelope, error) {
+		return nil, fmt.Errorf("%w: envelope: %s", ErrCorrupt, fmt.Sprintf(format, a...))
+	}
+	br := bufio.NewReader(io.LimitReader(r, maxEnvelope+1))
+	e := &Envelope{}
+	var seen = map[string]bool{}
+	first, ended := true, false
+	total := 0
+	for {
+		line, err := br.ReadString('\n')
+		total += len(line)
+		if total > maxEnvelope {
+			return corrupt("larger than %d bytes", maxEnvelope)
+		}
+		if err == io.EOF {
+			if line != "" {
+				return corrupt("last line has no newline (truncated)")
+			}
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("spool: read envelope: %w", err)
+		}
+		if ended {
+			return corrupt("data after end line")
+		}
+		line = strings.TrimSuffix(line, "\n")
+		key, val, _ := strings.Cut(line, " ")
+		if first {
+			first = false
+			if key != envelopeMagic {
+				return corrupt("not an smtp-bs envelope")
+			}
+			v, err := strconv.Atoi(val)
+			if err != nil || v < 1 {
+				return corrupt("bad version %q", val)
+			}
+			if v > EnvelopeVersion {
+				return nil, fmt.Errorf("%w: envelope version %d (this qrun reads up to %d)", ErrFutureVersion, v, EnvelopeVersion)
+			}
+			continue
+		}
+		if key != "rcpt" && key != "end" {
+			if seen[key] {
+				return corrupt("key %q twice", key)
+			}
+			seen[key] = true
+		}
+		switch key {
+		case "id":
+			e.ID = val
+		case "received":
+			t, err := time.Parse(time.RFC3339Nano, val)
+			if err != nil {
+				return corrupt("bad received time %q", val)
+			}
+			e.Received = t
+		case "from":
+			if !strings.HasPrefix(val, "<") || !strings.HasSuffix(val, ">") {
+				return corrupt("bad from %q", val)
+			}
+			e.From = val[1 : len(val)-1]
+		case "rcpt":
+			if len(val) < 3 || !strings.HasPrefix(val, "<") || !strings.HasSuffix(val, ">") {
+				return corrupt("bad rcpt %q", val)
+			}
+			e.Rcpts = append(e.Rcpts, val[1:len(val)-1])
+		case "peer":
+			e.Peer = val
+		case "helo":
+			e.Helo = val
+		case "protocol":
+			e.Protocol = val
+		case "size":
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil || n < 0 {
+				return corrupt("bad size %q", val)
+			}
+			e.Size = n
+		case "body":
+			e.Body = val
+		case "smtputf8":
+			e.UTF8 = val == "1"
+		case "end":
+			ended = true
+		default:
+			return corrupt("unknown key %q", key)
+		}
+	}
+	switch {
+	case first:
+		return corrupt("empty file")
+	case !ended:
+		return corrupt("no end line (truncated)")
+	case !ValidID(e.ID):
+		return corrupt("bad id %q", e.ID)
+	case !seen["received"] || !seen["from"] || !seen["size"]:
+		return corrupt("missing received, from or size")
+	case len(e.Rcpts) == 0:
+		return corrupt("no recipients")
+	}
+	return e, nil
+}

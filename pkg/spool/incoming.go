@@ -1,0 +1,207 @@
+package spool
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// Incoming is a message being written by smtp-bs. Nothing of it is in the
+// queue until Commit returns nil; Abort (or a crash) leaves only tmp/ files,
+// which qrun removes once they are stale.
+type Incoming struct {
+	s      *Spool
+	id     string
+	f      *os.File
+	w      *bufio.Writer
+	n      int64
+	err    error
+	closed bool
+}
+
+// ErrExists is returned when a queue ID is already taken: the message was
+// not committed and the client should retry.
+var ErrExists = errors.New("spool: queue ID already in use")
+
+// New starts a message under a fresh queue ID.
+func (s *Spool) New() (*Incoming, error) {
+	id := s.newID()
+	f, err := s.ops.Create(s.path(dirTmp, id+".data"))
+	if err != nil {
+		return nil, fmt.Errorf("spool: create %s: %w", id, err)
+	}
+	m := &Incoming{s: s, id: id, f: f}
+	m.w = bufio.NewWriterSize(writerFunc(func(p []byte) (int, error) { return s.ops.Write(f, p) }), 64<<10)
+	return m, nil
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
+
+// ID is the message's queue ID, known before the content is written so the
+// Received header can carry it.
+func (m *Incoming) ID() string { return m.id }
+
+// Size is the number of bytes written so far.
+func (m *Incoming) Size() int64 { return m.n }
+
+// Write appends message content.
+func (m *Incoming) Write(p []byte) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	n, err := m.w.Write(p)
+	m.n += int64(n)
+	if err != nil {
+		m.err = fmt.Errorf("spool: write %s: %w", m.id, err)
+	}
+	return n, m.err
+}
+
+// Commit makes the message durable and queued with env (whose ID and Size
+// it fills in). On any error nothing is queued and the tmp files are gone.
+func (m *Incoming) Commit(env *Envelope) (err error) {
+	defer func() {
+		if err != nil {
+			m.Abort()
+		}
+	}()
+	if m.err != nil {
+		return m.err
+	}
+	env.ID, env.Size = m.id, m.n
+	if err := m.w.Flush(); err != nil {
+		return fmt.Errorf("spool: write %s: %w", m.id, err)
+	}
+	if err := m.s.ops.Fsync(m.f); err != nil {
+		return fmt.Errorf("spool: fsync %s: %w", m.id, err)
+	}
+	if err := m.f.Close(); err != nil {
+		return fmt.Errorf("spool: close %s: %w", m.id, err)
+	}
+	m.closed = true
+	if err := m.s.writeFile(dirTmp, m.id+".env", env); err != nil {
+		return err
+	}
+	s := m.s
+	if err := s.ops.Link(s.path(dirTmp, m.id+".data"), s.path(dirData, m.id)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("spool: commit %s: %w", m.id, ErrExists)
+		}
+		return fmt.Errorf("spool: commit %s: %w", m.id, err)
+	}
+	if err := s.fsyncDir(dirData); err != nil {
+		os.Remove(s.path(dirData, m.id))
+		return fmt.Errorf("spool: commit %s: fsync data/: %w", m.id, err)
+	}
+	if err := s.ops.Link(s.path(dirTmp, m.id+".env"), s.path(dirQueue, m.id)); err != nil {
+		os.Remove(s.path(dirData, m.id))
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("spool: commit %s: %w", m.id, ErrExists)
+		}
+		return fmt.Errorf("spool: commit %s: %w", m.id, err)
+	}
+	if err := s.fsyncDir(dirQueue); err != nil {
+		// The link may or may not survive a crash now; withdrawing it is the
+		// only way to make "not committed" true, so the client may retry.
+		os.Remove(s.path(dirQueue, m.id))
+		os.Remove(s.path(dirData, m.id))
+		return fmt.Errorf("spool: commit %s: fsync queue/: %w", m.id, err)
+	}
+	os.Remove(s.path(dirTmp, m.id+".data"))
+	os.Remove(s.path(dirTmp, m.id+".env"))
+	return nil
+}
+
+// Abort discards the message.
+func (m *Incoming) Abort() {
+	if !m.closed {
+		m.f.Close()
+		m.closed = true
+	}
+	os.Remove(m.s.path(dirTmp, m.id+".data"))
+	os.Remove(m.s.path(dirTmp, m.id+".env"))
+}
+
+// writeFile writes env to dir/name and fsyncs it.
+func (s *Spool) writeFile(dir, name string, env *Envelope) error {
+	b, err := env.Marshal()
+	if err != nil {
+		return err
+	}
+	p := s.path(dir, name)
+	f, err := s.ops.Create(p)
+	if err != nil {
+		return fmt.Errorf("spool: create %s: %w", name, err)
+	}
+	if _, err := s.ops.Write(f, b); err != nil {
+		f.Close()
+		os.Remove(p)
+		return fmt.Errorf("spool: write %s: %w", name, err)
+	}
+	if err := s.ops.Fsync(f); err != nil {
+		f.Close()
+		os.Remove(p)
+		return fmt.Errorf("spool: fsync %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(p)
+		return fmt.Errorf("spool: close %s: %w", name, err)
+	}
+	return nil
+}
+
+// Enqueue queues a whole message at once (a bounce qrun makes). The ID is
+// given, so a crash that repeats the work finds it already done: ErrExists.
+func (s *Spool) Enqueue(env *Envelope, content []byte) error {
+	if err := cleanName(env.ID); err != nil {
+		return err
+	}
+	env.Size = int64(len(content))
+	tmpData, tmpEnv := s.path(dirTmp, env.ID+".data"), s.path(dirTmp, env.ID+".env")
+	os.Remove(tmpData)
+	os.Remove(tmpEnv)
+	defer os.Remove(tmpData)
+	defer os.Remove(tmpEnv)
+	f, err := s.ops.Create(tmpData)
+	if err != nil {
+		return fmt.Errorf("spool: create %s: %w", env.ID, err)
+	}
+	_, err = s.ops.Write(f, content)
+	if err == nil {
+		err = s.ops.Fsync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("spool: write %s: %w", env.ID, err)
+	}
+	if err := s.writeFile(dirTmp, env.ID+".env", env); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(s.path(dirQueue, env.ID)); err == nil {
+		return ErrExists
+	}
+	// data/ID may be left over from a crash between the two links below;
+	// it is ours, so replace it.
+	if err := s.ops.Rename(tmpData, s.path(dirData, env.ID)); err != nil {
+		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
+	}
+	if err := s.fsyncDir(dirData); err != nil {
+		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
+	}
+	if err := s.ops.Link(tmpEnv, s.path(dirQueue, env.ID)); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return ErrExists
+		}
+		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
+	}
+	if err := s.fsyncDir(dirQueue); err != nil {
+		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
+	}
+	return nil
+}

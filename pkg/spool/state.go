@@ -1,0 +1,197 @@
+package spool
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Status is a recipient's delivery state.
+type Status string
+
+// Recipient states. Sent and Failed are final.
+const (
+	Pending  Status = "pending"
+	Sent     Status = "sent"
+	Deferred Status = "deferred"
+	Failed   Status = "failed"
+)
+
+const stateMagic = "smtp-bs-state 1"
+
+// Record is one line of a state log.
+type Record struct {
+	Time   time.Time
+	Kind   string // "sent", "deferred", "failed", "bounced", "warned"
+	Rcpt   int    // index into Envelope.Rcpts
+	Detail string // the remote reply, or the bounce's queue ID
+}
+
+// RcptState is what the log says of one recipient.
+type RcptState struct {
+	Addr     string
+	Status   Status
+	Attempts int
+	Reply    string
+	Time     time.Time
+	Bounced  string // the queue ID of the DSN that reported its failure
+}
+
+// State is a message's delivery history, folded per recipient.
+type State struct {
+	Rcpts   []RcptState
+	Bounces int  // DSNs made so far
+	Warned  bool // a delay warning was sent
+	Damaged int  // lines that did not parse (ignored: at worst a recipient is tried again)
+}
+
+// Done reports whether no recipient is left to try.
+func (st *State) Done() bool {
+	for _, r := range st.Rcpts {
+		if r.Status != Sent && r.Status != Failed {
+			return false
+		}
+	}
+	return true
+}
+
+// ReadState folds state/ID over env's recipients. A missing log means no
+// attempt yet.
+func (s *Spool) ReadState(env *Envelope) (*State, error) {
+	st := &State{Rcpts: make([]RcptState, len(env.Rcpts))}
+	for i, r := range env.Rcpts {
+		st.Rcpts[i] = RcptState{Addr: r, Status: Pending}
+	}
+	f, err := os.Open(s.path(dirState, env.ID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("spool: open state %s: %w", env.ID, err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(io.LimitReader(f, maxEnvelope))
+	bounceIDs := map[string]bool{}
+	for n := 0; ; n++ {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			// A last line without its newline was cut short by a crash
+			// before its fsync: the attempt it describes counts as not made.
+			if line != "" {
+				st.Damaged++
+			}
+			break
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if n == 0 {
+			if line != stateMagic {
+				if strings.HasPrefix(line, "smtp-bs-state ") {
+					return nil, fmt.Errorf("%w: state version %q", ErrFutureVersion, line)
+				}
+				return nil, fmt.Errorf("spool: %s: %w: state file header %q", env.ID, ErrCorrupt, line)
+			}
+			continue
+		}
+		rec, ok := parseRecord(line)
+		if !ok || rec.Rcpt < 0 || rec.Rcpt >= len(st.Rcpts) {
+			st.Damaged++
+			continue
+		}
+		r := &st.Rcpts[rec.Rcpt]
+		switch rec.Kind {
+		case "sent":
+			r.Status, r.Reply, r.Time = Sent, rec.Detail, rec.Time
+			r.Attempts++
+		case "failed":
+			r.Status, r.Reply, r.Time = Failed, rec.Detail, rec.Time
+			r.Attempts++
+		case "deferred":
+			if r.Status != Sent && r.Status != Failed {
+				r.Status = Deferred
+			}
+			r.Reply, r.Time = rec.Detail, rec.Time
+			r.Attempts++
+		case "bounced":
+			r.Bounced = rec.Detail
+			bounceIDs[rec.Detail] = true
+		case "warned":
+			st.Warned = true
+		default:
+			st.Damaged++
+		}
+	}
+	st.Bounces = len(bounceIDs)
+	return st, nil
+}
+
+func parseRecord(line string) (Record, bool) {
+	f := strings.SplitN(line, " ", 4)
+	if len(f) < 3 {
+		return Record{}, false
+	}
+	sec, err1 := strconv.ParseInt(f[0], 10, 64)
+	idx, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil {
+		return Record{}, false
+	}
+	r := Record{Time: time.Unix(sec, 0), Kind: f[1], Rcpt: idx}
+	if len(f) == 4 {
+		r.Detail = f[3]
+	}
+	return r, true
+}
+
+// Append adds records to state/ID and fsyncs before returning: once it
+// returns, the outcomes survive a crash.
+func (s *Spool) Append(id string, recs ...Record) error {
+	if err := cleanName(id); err != nil {
+		return err
+	}
+	p := s.path(dirState, id)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: state %s: %w", id, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("spool: state %s: %w", id, err)
+	}
+	var b strings.Builder
+	if fi.Size() == 0 {
+		b.WriteString(stateMagic + "\n")
+	}
+	for _, r := range recs {
+		fmt.Fprintf(&b, "%d %s %d %s\n", r.Time.Unix(), r.Kind, r.Rcpt, oneLine(r.Detail))
+	}
+	if _, err := s.ops.Write(f, []byte(b.String())); err != nil {
+		return fmt.Errorf("spool: state %s: %w", id, err)
+	}
+	if err := s.ops.Fsync(f); err != nil {
+		return fmt.Errorf("spool: state %s: fsync: %w", id, err)
+	}
+	if fi.Size() == 0 {
+		return s.fsyncDir(dirState)
+	}
+	return nil
+}
+
+// oneLine keeps a remote reply on one line of bounded length.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 1000 {
+		s = s[:1000]
+	}
+	return s
+}

@@ -1,0 +1,12 @@
+// Package sysexits names the exit codes of sysexits.h that both programs use.
+package sysexits
+
+// The codes cron, xinetd and monitoring scripts can tell apart.
+const (
+	OK       = 0
+	Usage    = 64 // EX_USAGE: bad flags
+	Software = 70 // EX_SOFTWARE: internal error
+	TempFail = 75 // EX_TEMPFAIL: try again later; nothing was lost
+	NoPerm   = 77 // EX_NOPERM: privileges could not be dropped, or -check failed
+	Config   = 78 // EX_CONFIG: the configuration is wrong
+)
