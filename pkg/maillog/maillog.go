@@ -44,7 +44,9 @@ func Discard() *Logger { return &Logger{emit: func(Level, string) {}} }
 // New returns a logger writing plain lines to w (tests use this).
 func New(prog string, w io.Writer) *Logger {
 	l := &Logger{prog: prog}
-	l.emit = func(_ Level, line string) { fmt.Fprintf(w, "%s %s[%d]: %s\n", time.Now().Format(time.RFC3339), prog, os.Getpid(), line) }
+	l.emit = func(_ Level, line string) {
+		fmt.Fprintf(w, "%s %s[%d]: %s\n", time.Now().Format(time.RFC3339), prog, os.Getpid(), line)
+	}
 	return l
 }
 
