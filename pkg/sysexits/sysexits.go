@@ -3,10 +3,11 @@ package sysexits
 
 // The codes cron, xinetd and monitoring scripts can tell apart.
 const (
-	OK       = 0
-	Usage    = 64 // EX_USAGE: bad flags
-	Software = 70 // EX_SOFTWARE: internal error
-	TempFail = 75 // EX_TEMPFAIL: try again later; nothing was lost
-	NoPerm   = 77 // EX_NOPERM: privileges could not be dropped, or -check failed
-	Config   = 78 // EX_CONFIG: the configuration is wrong
+	OK        = 0
+	Usage     = 64 // EX_USAGE: bad flags
+	Software  = 70 // EX_SOFTWARE: internal error
+	CantCreat = 73 // EX_CANTCREAT: a file or directory could not be created
+	TempFail  = 75 // EX_TEMPFAIL: try again later; nothing was lost
+	NoPerm    = 77 // EX_NOPERM: privileges could not be dropped, or -check failed
+	Config    = 78 // EX_CONFIG: the configuration is wrong
 )
