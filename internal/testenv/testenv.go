@@ -1,0 +1,288 @@
+// Package testenv runs the real binaries for integration tests: it builds
+// smtp-bs and qrun once per test binary, prepares spools and configs in
+// temporary directories, starts launchers on 127.0.0.1, and provides an
+// in-process go-smtp sink to deliver to.
+//
+// Only processes started here are stopped here, by PID.
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"smtp-bs/pkg/spool"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// Root is the repository root.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Bin returns the path of a freshly built binary ("smtp-bs" or "qrun"). The
+// binaries are built once per test process into a world-readable directory,
+// so a launcher can run them as any user.
+func Bin(t testing.TB, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "smtp-bs-bin-")
+		if buildErr != nil {
+			return
+		}
+		os.Chmod(binDir, 0o755)
+		for _, cmd := range []string{"smtp-bs", "qrun"} {
+			c := exec.Command("go", "build", "-o", filepath.Join(binDir, cmd), "./cmd/"+cmd)
+			c.Dir = Root()
+			c.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := c.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", cmd, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, name)
+}
+
+// Need finds a tool on PATH. Under CI=true a missing tool fails the test;
+// elsewhere it skips it.
+func Need(t testing.TB, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin"} {
+		if _, err := os.Stat(filepath.Join(dir, tool)); err == nil {
+			return filepath.Join(dir, tool)
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed (CI=true: .ci/run must install it)", tool)
+	}
+	t.Skipf("%s is not installed", tool)
+	return ""
+}
+
+// IsRoot reports whether tests run as root (as in CI).
+func IsRoot() bool { return os.Geteuid() == 0 }
+
+// Env is one smtp-bs installation in a temporary directory.
+type Env struct {
+	T        testing.TB
+	Dir      string
+	SpoolDir string
+	LogFile  string
+	CfgFile  string
+	Hostname string
+	// Extra TOML appended to the generated config, per section:
+	// Extra["smtp"] = "max_recipients = 5".
+	Extra map[string]string
+	Top   string // extra top-level TOML
+}
+
+// New prepares a directory, a spool and a config. When the test runs as
+// root the spool belongs to user mail, as installed, and the programs drop
+// to mail; otherwise everything belongs to the current user.
+func New(t testing.TB) *Env {
+	t.Helper()
+	dir := t.TempDir()
+	// mail must be able to reach the spool below the test's temp dirs.
+	for d := dir; d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	e := &Env{
+		T:        t,
+		Dir:      dir,
+		SpoolDir: filepath.Join(dir, "spool"),
+		LogFile:  filepath.Join(dir, "log", "smtp-bs.log"),
+		CfgFile:  filepath.Join(dir, "smtp-bs.toml"),
+		Hostname: "mx.test.example",
+		Extra:    map[string]string{},
+	}
+	if _, err := spool.Create(e.SpoolDir, spool.Ops{}); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Dir(e.LogFile), 0o755)
+	if IsRoot() {
+		Chown(t, e.SpoolDir, "mail")
+		Chown(t, filepath.Dir(e.LogFile), "mail")
+	}
+	e.WriteConfig()
+	return e
+}
+
+// Chown gives path and everything below it to user (and its group).
+func Chown(t testing.TB, path, user string) {
+	t.Helper()
+	if out, err := exec.Command("chown", "-R", user+":"+user, path).CombinedOutput(); err != nil {
+		t.Fatalf("chown %s: %v %s", path, err, out)
+	}
+}
+
+// WriteConfig (re)writes the config file from the Env's fields.
+func (e *Env) WriteConfig() {
+	e.T.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "hostname = %q\nlog = %q\n%s\n", e.Hostname, e.LogFile, e.Top)
+	fmt.Fprintf(&b, "[spool]\ndir = %q\nmin_free_bytes = 0\n%s\n", e.SpoolDir, e.Extra["spool"])
+	fmt.Fprintf(&b, "[smtp]\n%s\n", e.Extra["smtp"])
+	fmt.Fprintf(&b, "[delivery]\n%s\n", e.Extra["delivery"])
+	fmt.Fprintf(&b, "[tcpwrap]\n%s\n", orDefault(e.Extra["tcpwrap"], "enabled = false"))
+	if err := os.WriteFile(e.CfgFile, []byte(b.String()), 0o644); err != nil {
+		e.T.Fatal(err)
+	}
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// Log returns the log so far.
+func (e *Env) Log() string {
+	b, _ := os.ReadFile(e.LogFile)
+	return string(b)
+}
+
+// Queued lists the IDs in the spool's queue/ directory.
+func (e *Env) Queued() []string {
+	ents, _ := os.ReadDir(filepath.Join(e.SpoolDir, "queue"))
+	var ids []string
+	for _, de := range ents {
+		ids = append(ids, de.Name())
+	}
+	return ids
+}
+
+// Qrun runs qrun with the env's config and args; it returns the combined
+// output and the exit code.
+func (e *Env) Qrun(args ...string) (string, int) {
+	e.T.Helper()
+	cmd := exec.Command(Bin(e.T, "qrun"), append([]string{"-config", e.CfgFile}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.T.Fatalf("qrun: %v", err)
+	}
+	return out.String(), code
+}
+
+// FreePort returns a 127.0.0.1 address with a port nobody listens on now.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// Start runs a launcher process and stops it (by PID) when the test ends.
+func Start(t testing.TB, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out.String())
+		}
+	})
+	return cmd
+}
+
+// WaitPort waits until addr accepts connections.
+func WaitPort(t testing.TB, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s", addr)
+}
+
+// SocketActivate runs smtp-bs under systemd-socket-activate --accept on a
+// free 127.0.0.1 port and returns the address.
+func (e *Env) SocketActivate() string {
+	e.T.Helper()
+	ssa := Need(e.T, "systemd-socket-activate")
+	addr := FreePort(e.T)
+	Start(e.T, ssa, "-l", addr, "--accept", Bin(e.T, "smtp-bs"), "-config", e.CfgFile)
+	waitListen(e.T, addr)
+	return addr
+}
+
+// waitListen polls /proc/net/tcp for a listener instead of connecting, so
+// no probe session shows up in the log.
+func waitListen(t testing.TB, addr string) {
+	t.Helper()
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	want := fmt.Sprintf(":%04X ", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile("/proc/net/tcp")
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 3 && strings.HasSuffix(f[1], want[:len(want)-1]) && f[3] == "0A" {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s", addr)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
