@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -92,15 +91,18 @@ func run() int {
 
 func progName() string { return filepath.Base(os.Args[0]) }
 
-// early reports an error that comes before the log is open: through the
-// default log target, which never writes to a socket.
+// early reports an error that comes before the log is open: on stderr
+// unless that is the client's socket, and through the default log target.
+// A network client is told to come back later rather than cut off.
 func early(stage string, err error) {
-	l, lerr := maillog.Open("auto", progName())
-	if lerr != nil {
-		return
+	if maillog.StderrSafe() {
+		fmt.Fprintf(os.Stderr, "smtp-bs: %v\n", err)
 	}
-	l.Event(maillog.Error, "error", "stage", stage, "err", err)
-	if errors.Is(err, privilege.ErrRoot) {
-		return
+	if l, lerr := maillog.Open("auto", progName()); lerr == nil && !maillog.StderrInteractive() {
+		l.Event(maillog.Error, "error", "stage", stage, "err", err)
+	}
+	if c, cerr := launcher.Take(); cerr == nil && !c.Local {
+		fmt.Fprintf(c, "421 4.3.0 Service not available (local configuration problem), try again later\r\n")
+		c.Close()
 	}
 }

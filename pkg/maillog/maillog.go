@@ -57,7 +57,7 @@ func Open(target, prog string) (*Logger, error) {
 	case "none":
 		return Discard(), nil
 	case "stderr":
-		if !stderrSafe() {
+		if !StderrSafe() {
 			return Discard(), nil
 		}
 		return New(prog, os.Stderr), nil
@@ -66,7 +66,7 @@ func Open(target, prog string) (*Logger, error) {
 	case "syslog":
 		return syslogLogger(prog)
 	case "auto":
-		if stderrInteractive() {
+		if StderrInteractive() {
 			return New(prog, os.Stderr), nil
 		}
 		if journal.Enabled() {
@@ -108,8 +108,8 @@ func syslogLogger(prog string) (*Logger, error) {
 	}}, nil
 }
 
-// stderrInteractive: fd 2 is a terminal or a regular file.
-func stderrInteractive() bool {
+// StderrInteractive reports whether fd 2 is a terminal or a regular file.
+func StderrInteractive() bool {
 	var st unix.Stat_t
 	if unix.Fstat(2, &st) != nil {
 		return false
@@ -124,8 +124,8 @@ func stderrInteractive() bool {
 	return false
 }
 
-// stderrSafe: fd 2 is open and not an internet socket (the client).
-func stderrSafe() bool {
+// StderrSafe reports whether fd 2 is open and not an internet socket (the client).
+func StderrSafe() bool {
 	var st unix.Stat_t
 	if unix.Fstat(2, &st) != nil {
 		return false
