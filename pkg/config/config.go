@@ -16,6 +16,8 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -197,6 +199,11 @@ func Parse(source string, src []byte) (*Config, error) {
 		if errors.As(err, &pe) {
 			return nil, &Error{Source: source, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
 		}
+		// Type mismatches come as plain errors that still say where.
+		if m := typeErrRe.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, &Error{Source: source, Line: line, Key: m[2], Msg: m[3]}
+		}
 		return nil, &Error{Source: source, Msg: err.Error()}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
@@ -205,6 +212,8 @@ func Parse(source string, src []byte) (*Config, error) {
 	}
 	return c, c.validate(src, md)
 }
+
+var typeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 func (c *Config) validate(src []byte, md toml.MetaData) error {
 	bad := func(msg string, key ...string) error {

@@ -183,6 +183,9 @@ func (s *Spool) Enqueue(env *Envelope, content []byte) error {
 	if err := s.writeFile(dirTmp, env.ID+".env", env); err != nil {
 		return err
 	}
+	// Due now by the spool's clock (the file system's may differ in tests).
+	now := s.ops.Now()
+	os.Chtimes(tmpEnv, now, now)
 	if _, err := os.Lstat(s.path(dirQueue, env.ID)); err == nil {
 		return ErrExists
 	}

@@ -1,0 +1,42 @@
+package address
+
+import "testing"
+
+func TestCheck(t *testing.T) {
+	ok := map[string]string{
+		"user@example.org":          "user@example.org",
+		"User.Name+tag@Example.ORG": "User.Name+tag@example.org",
+		"a@b":                       "a@b",
+		"jürgen@bücher.example":     "jürgen@bücher.example",
+		"o'brien@example.org":       "o'brien@example.org",
+		"x=y/z@example.org":         "x=y/z@example.org",
+	}
+	for in, want := range ok {
+		a, err := Check(in)
+		if err != nil || a.String() != want {
+			t.Errorf("Check(%q) = %v, %v; want %q", in, a, err, want)
+		}
+	}
+	refused := []string{
+		"user%remote.example@local.example", // %-hack
+		"remote.example!user@local.example", // UUCP path
+		"user@remote.example@local.example", // quoted "user@remote" after go-smtp unquoted it
+		"user@local.example.",               // trailing dot
+		"user@[127.0.0.1]",                  // address literal
+		"user@[IPv6:::1]",
+		"user", "@example.org", "user@",
+		".user@example.org", "user.@example.org", "us..er@example.org",
+		"us er@example.org", "user\r@example.org", "user\x00@example.org",
+		"user@exa_mple.org", "user@-example.org", "user@example..org",
+		"user(comment)@example.org", "user\"@example.org",
+		"\xff@example.org",
+	}
+	for _, in := range refused {
+		if a, err := Check(in); err == nil {
+			t.Errorf("Check(%q) = %v, want refusal", in, a)
+		}
+	}
+	if _, err := Check(""); err != ErrEmpty {
+		t.Errorf("Check(\"\") = %v, want ErrEmpty", err)
+	}
+}
