@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"smtp-bs/pkg/check"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/delivery"
 	"smtp-bs/pkg/maillog"
@@ -38,6 +39,7 @@ func run() int {
 	asJSON := fs.Bool("json", false, "with -list: print JSON")
 	initSpool := fs.Bool("init", false, "create the spool directory tree (owned by run_as when run as root) and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	doCheck := fs.Bool("check", false, "audit the installation (owners, modes, run user), print what is wrong and how to fix it, exit 0, 77 or 78")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return sysexits.Usage
 	}
@@ -51,6 +53,9 @@ func run() int {
 	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	if *doCheck { // before anything drops privileges: works as root and as run_as
+		return check.Main(os.Stdout, "qrun", *cfgPath, explicit)
+	}
 	cfg, err := config.Load(*cfgPath, explicit)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "qrun:", err)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"smtp-bs/pkg/check"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/launcher"
 	"smtp-bs/pkg/maillog"
@@ -32,6 +33,7 @@ func run() int {
 	fs := flag.NewFlagSet("smtp-bs", flag.ContinueOnError)
 	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	doCheck := fs.Bool("check", false, "audit the installation (owners, modes, run user), print what is wrong and how to fix it, exit 0, 77 or 78")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return sysexits.Usage
 	}
@@ -45,6 +47,9 @@ func run() int {
 	}
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	if *doCheck { // before anything drops privileges: works as root and as run_as
+		return check.Main(os.Stdout, "smtp-bs", *cfgPath, explicit)
+	}
 
 	cfg, err := config.Load(*cfgPath, explicit)
 	if err != nil {
