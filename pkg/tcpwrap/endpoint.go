@@ -52,9 +52,10 @@ type seenKey struct {
 type fileState int
 
 const (
-	fileUnseen fileState = iota
-	fileOpen             // being read: reaching it again is a cycle
-	fileDone             // read to its end without a match
+	fileUnseen  fileState = iota
+	fileOpen              // being read: reaching it again is a cycle
+	fileNoMatch           // read, and nothing in it matched
+	fileMatch             // read, and it matched
 )
 
 // endpoint is libwrap's host_info: an address and a name, each looked up

@@ -313,16 +313,18 @@ func (w *ylo) run(si, pi int) bool {
 //
 // A file that leads back to itself makes libwrap recurse until it runs out
 // of stack and crashes, so the client gets no service: that fails closed
-// here. A file already read for the same endpoint is not read again: it
-// did not match then, and would not now.
+// here. A file already read for the same endpoint is not read again: its
+// answer cannot have changed.
 func (c *checker) hostfileMatch(path string, h *endpoint) bool {
 	key := seenKey{path, h}
 	switch c.seen[key] {
 	case fileOpen:
 		c.stop = fmt.Sprintf("pattern file %s leads back to itself (libwrap would recurse until it crashes)", path)
 		return false
-	case fileDone:
+	case fileNoMatch:
 		return false
+	case fileMatch:
+		return true
 	}
 	if c.hostfiles >= maxHostfiles {
 		c.stop = fmt.Sprintf("more than %d pattern files", maxHostfiles)
@@ -335,8 +337,16 @@ func (c *checker) hostfileMatch(path string, h *endpoint) bool {
 		return false
 	}
 	c.seen[key] = fileOpen
-	defer func() { c.seen[key] = fileDone }()
-	defer f.Close()
+	m := c.hostfileScan(path, f, h)
+	f.Close()
+	c.seen[key] = fileNoMatch
+	if m {
+		c.seen[key] = fileMatch
+	}
+	return m
+}
+
+func (c *checker) hostfileScan(path string, f *os.File, h *endpoint) bool {
 	r := bufio.NewReaderSize(f, 4096)
 	for {
 		if c.ctx.Err() != nil {
