@@ -65,6 +65,11 @@ type SMTP struct {
 	CommandTimeout  Duration `toml:"command_timeout"`
 	DataTimeout     Duration `toml:"data_timeout"`
 	SessionTimeout  Duration `toml:"session_timeout"`
+	// PregreetWait is how long smtp-bs waits, before its greeting, to see
+	// whether a client outside relay_networks talks first (a spam bot's
+	// habit). 0, the default, adds no delay: only input already pending
+	// when the greeting is due is caught.
+	PregreetWait Duration `toml:"pregreet_wait"`
 
 	// Parsed forms, filled by validate.
 	relayPrefixes []netip.Prefix
@@ -72,7 +77,23 @@ type SMTP struct {
 
 // Delivery configures qrun.
 type Delivery struct {
-	Smarthost      string   `toml:"smarthost"`
+	// Smarthost is one "host:port" or a list tried in order; "[host]" skips
+	// the MX lookup of host. Unset: deliver by MX.
+	Smarthost    HostList          `toml:"smarthost"`
+	SmarthostTLS string            `toml:"smarthost_tls"` // none, opportunistic, required, implicit
+	MXTLS        string            `toml:"mx_tls"`        // none, opportunistic
+	TLSVerify    bool              `toml:"tls_verify"`
+	TLSCAFile    string            `toml:"tls_ca_file"`
+	AuthFile     string            `toml:"auth_file"`
+	Routes       map[string]string `toml:"routes"`
+	MXPort       int               `toml:"mx_port"`
+	Resolver     string            `toml:"resolver"` // "" = the system's; else ip:port of a DNS server
+
+	MaxConcurrency    int      `toml:"max_concurrency"`
+	MaxPerDestination int      `toml:"max_per_destination"`
+	DelayWarning      Duration `toml:"delay_warning"` // 0 disables
+	Postmaster        string   `toml:"postmaster"`    // gets failed bounces, once
+
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	CommandTimeout Duration `toml:"command_timeout"`
 	RetryFirst     Duration `toml:"retry_first"`
@@ -90,6 +111,32 @@ type TCPWrap struct {
 	// Daemon is the name rules are matched against; "" means the program's
 	// own name, as tcpd does.
 	Daemon string `toml:"daemon"`
+}
+
+// HostList is a TOML string or array of strings.
+type HostList []string
+
+// UnmarshalTOML accepts "host:port" or ["a:25", "b:25"].
+func (h *HostList) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case string:
+		*h = nil
+		if x != "" {
+			*h = HostList{x}
+		}
+		return nil
+	case []any:
+		*h = nil
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("want a string or a list of strings")
+			}
+			*h = append(*h, s)
+		}
+		return nil
+	}
+	return fmt.Errorf("want a string or a list of strings")
 }
 
 // Duration is a time.Duration written as "5m" or "1h30m" in the file.
@@ -142,6 +189,14 @@ func Default() *Config {
 			Lifetime:       Duration{5 * 24 * time.Hour},
 			Interval:       Duration{10 * time.Minute},
 			MaxBouncesPass: 1000,
+
+			SmarthostTLS:      "opportunistic",
+			MXTLS:             "opportunistic",
+			TLSVerify:         true,
+			MXPort:            25,
+			MaxConcurrency:    20,
+			MaxPerDestination: 5,
+			DelayWarning:      Duration{4 * time.Hour},
 		},
 		TCPWrap: TCPWrap{
 			Enabled:   true,
@@ -294,16 +349,59 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 			return bad("must be a positive duration", d.key...)
 		}
 	}
+	if c.Delivery.DelayWarning.Duration < 0 {
+		return bad("must not be negative (0 turns delay warnings off)", "delivery", "delay_warning")
+	}
+	if w := c.SMTP.PregreetWait.Duration; w < 0 || w >= c.SMTP.CommandTimeout.Duration {
+		return bad("must be 0 or more and shorter than command_timeout", "smtp", "pregreet_wait")
+	}
 	if c.Delivery.RetryMax.Duration < c.Delivery.RetryFirst.Duration {
 		return bad("must not be shorter than retry_first", "delivery", "retry_max")
 	}
 	if c.Delivery.MaxBouncesPass <= 0 {
 		return bad("must be positive", "delivery", "max_bounces_per_pass")
 	}
-	if h := c.Delivery.Smarthost; h != "" {
+	for _, h := range c.Delivery.Smarthost {
 		if _, _, err := SplitHostPort(h); err != nil {
 			return bad(err.Error(), "delivery", "smarthost")
 		}
+	}
+	for dom, h := range c.Delivery.Routes {
+		if _, _, err := SplitHostPort(h); err != nil || dom == "" {
+			return bad(fmt.Sprintf("route %q = %q: %v", dom, h, err), "delivery", "routes")
+		}
+	}
+	switch c.Delivery.SmarthostTLS {
+	case "none", "opportunistic", "required", "implicit":
+	default:
+		return bad(`must be "none", "opportunistic", "required" or "implicit"`, "delivery", "smarthost_tls")
+	}
+	switch c.Delivery.MXTLS {
+	case "none", "opportunistic":
+	default:
+		return bad(`must be "none" or "opportunistic"`, "delivery", "mx_tls")
+	}
+	if c.Delivery.MXPort <= 0 || c.Delivery.MXPort > 65535 {
+		return bad("must be a port number", "delivery", "mx_port")
+	}
+	if r := c.Delivery.Resolver; r != "" {
+		if _, _, err := SplitHostPort(r); err != nil {
+			return bad("must be ip:port of a DNS server", "delivery", "resolver")
+		}
+	}
+	if c.Delivery.MaxConcurrency <= 0 {
+		return bad("must be positive", "delivery", "max_concurrency")
+	}
+	if c.Delivery.MaxPerDestination <= 0 {
+		return bad("must be positive", "delivery", "max_per_destination")
+	}
+	for _, p := range []struct{ v, key string }{{c.Delivery.TLSCAFile, "tls_ca_file"}, {c.Delivery.AuthFile, "auth_file"}} {
+		if p.v != "" && !strings.HasPrefix(p.v, "/") {
+			return bad("must be an absolute path", "delivery", p.key)
+		}
+	}
+	if c.Delivery.Postmaster != "" && !strings.Contains(c.Delivery.Postmaster, "@") {
+		return bad("must be an address (user@domain)", "delivery", "postmaster")
 	}
 	if c.TCPWrap.Enabled {
 		if !strings.HasPrefix(c.TCPWrap.AllowFile, "/") {

@@ -212,9 +212,14 @@ func (f *filter) command(line []byte) []byte {
 			f.await, f.dstate = modeData, dBeginLine
 		}
 	case "BDAT":
-		fields := bytes.Fields(body)
-		if len(fields) == 2 || len(fields) == 3 && bytes.EqualFold(fields[2], []byte("LAST")) {
-			if n, err := strconv.ParseUint(string(fields[1]), 10, 32); err == nil && n > 0 {
+		// Exactly go-smtp's reading (parseCmd, then handleBdat): it reads
+		// the chunk whenever the size parses, even when it refuses the
+		// command (502, 552); on any other refusal the bytes that follow
+		// are commands. A different reading would let the two disagree
+		// about where commands are.
+		args := cmdArgs(body)
+		if len(args) == 1 || len(args) == 2 && bytes.EqualFold(args[1], []byte("LAST")) {
+			if n, err := strconv.ParseUint(string(args[0]), 10, 32); err == nil && n > 0 {
 				f.mode, f.bdatLeft = modeBdat, int64(n)
 			}
 		}
@@ -228,30 +233,49 @@ func (f *filter) command(line []byte) []byte {
 	return line
 }
 
-// rcpt rewrites the two RCPT forms go-smtp mishandles.
+// cmdArgs splits a command's arguments as go-smtp's parseCmd does: the
+// verb must be followed by exactly one space; nil when there are none.
+func cmdArgs(body []byte) [][]byte {
+	if len(body) < 6 || body[4] != ' ' {
+		return nil
+	}
+	return bytes.Fields(body[5:])
+}
+
+// rcpt rewrites the two RCPT forms go-smtp mishandles. It finds the path
+// where go-smtp does (parseCmd, handleRcpt, parsePath): after "RCPT ",
+// optional white space, "TO:" in any case, optional white space, and an
+// optional "<".
 func (f *filter) rcpt(line, body []byte) []byte {
-	const prefix = "RCPT TO:"
-	if len(body) < len(prefix) || !bytes.EqualFold(body[:len(prefix)], []byte(prefix)) {
+	if len(body) < 6 || body[4] != ' ' {
 		return line
 	}
-	arg := bytes.TrimLeft(body[len(prefix):], " ")
-	if !bytes.HasPrefix(arg, []byte("<")) {
+	arg := bytes.TrimSpace(body[5:])
+	if len(arg) < 3 || !bytes.EqualFold(arg[:3], []byte("TO:")) {
 		return line
 	}
-	end := bytes.IndexByte(arg, '>')
-	if end < 0 {
-		return line
+	arg = bytes.TrimSpace(arg[3:])
+	bracket := bytes.HasPrefix(arg, []byte("<"))
+	if bracket {
+		arg = arg[1:]
 	}
-	path, rest := arg[1:end], arg[end+1:]
 	var repl string
+	var rest []byte
 	switch {
-	case bytes.EqualFold(path, []byte("postmaster")):
-		repl = string(path) + "@" + f.hostname
-	case bytes.HasPrefix(path, []byte("@")):
+	case bytes.HasPrefix(arg, []byte("@")):
+		// A source route: go-smtp would strip it silently. Parameters
+		// do not matter, the session refuses the marker.
 		repl = sourceRouteMarker
+	case bracket:
+		end := bytes.IndexByte(arg, '>')
+		if end < 0 || !bytes.EqualFold(arg[:end], []byte("postmaster")) {
+			return line
+		}
+		repl, rest = string(arg[:end])+"@"+f.hostname, arg[end+1:]
 	default:
 		return line
 	}
+	const prefix = "RCPT TO:"
 	out := make([]byte, 0, len(line)+len(repl))
 	out = append(out, prefix...)
 	out = append(out, '<')

@@ -63,6 +63,22 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	b := &backend{srv: s, client: client, guard: g, now: now}
 	b.relay = client.Local || client.Relay || (client.Addr.IsValid() && cfg.RelayAllowed(client.Addr))
 
+	s.Log.Event(maillog.Info, "connect", "peer", client, "relay", b.relay)
+	if !client.Local {
+		wait := cfg.PregreetWait.Duration
+		if b.relay {
+			wait = 0
+		}
+		if earlyTalk(conn, wait) {
+			s.Log.Event(maillog.Warning, "reject", "stage", "greeting", "peer", client, "code", errEarlyTalker.Code,
+				"reason", "client talked before the greeting")
+			refuseEarly(conn, s.Config.Hostname)
+			s.Log.Event(maillog.Info, "disconnect", "peer", client, "messages", 0, "errors", 1,
+				"seconds", fmt.Sprintf("%.3f", now().Sub(start).Seconds()))
+			return nil
+		}
+	}
+
 	srv := smtp.NewServer(b)
 	srv.Domain = s.Config.Hostname
 	srv.ReadTimeout = cfg.CommandTimeout.Duration
@@ -73,7 +89,6 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	srv.EnableSMTPUTF8 = true
 	srv.ErrorLog = s.Log
 
-	s.Log.Event(maillog.Info, "connect", "peer", client, "relay", b.relay)
 	l := &oneConnListener{conn: g, done: g.closed}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
