@@ -1,7 +1,8 @@
 // Command qrun is the queue runner: one pass with -once (from cron or a
 // systemd timer), or passes every -interval until SIGTERM. Only one qrun
-// works on a spool at a time; a second one says so and exits 0. -list
-// shows the queue and works while another qrun runs. See README.md.
+// delivers from a spool at a time; a second one says so and exits 0. The
+// queue tools (-list, -flush, -hold, -release, -delete, -bounce, -route)
+// work while another qrun runs. See README.md.
 package main
 
 import (
@@ -12,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,19 +30,36 @@ import (
 
 var version = "dev"
 
+const usage = `usage: qrun [-config FILE] -once | -interval D      deliver (one pass, or a loop)
+       qrun [-config FILE] -list [-json]              show the queue
+       qrun [-config FILE] -flush [ID...]             make messages due now (all without IDs)
+       qrun [-config FILE] -hold ID... | -release ID... | -delete ID... | -bounce ID...
+       qrun [-config FILE] -route ADDRESS             what would happen to a recipient
+       qrun [-config FILE] -init                      create the spool
+       qrun [-config FILE] -check                     audit owners and modes of the installation
+options: -metrics FILE (Prometheus textfile after each pass), -version`
+
 func main() { os.Exit(run()) }
 
 func run() int {
 	syscall.Umask(0o077)
 	fs := flag.NewFlagSet("qrun", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprintln(os.Stderr, usage) }
 	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
 	once := fs.Bool("once", false, "make one pass over what is due, then exit")
-	interval := fs.Duration("interval", 0, "time between passes without -once (default: [delivery] interval, 10m)")
-	list := fs.Bool("list", false, "print the queue and exit")
+	interval := fs.Duration("interval", 0, "time between passes (default: [delivery] interval)")
+	list := fs.Bool("list", false, "print the queue")
 	asJSON := fs.Bool("json", false, "with -list: print JSON")
-	initSpool := fs.Bool("init", false, "create the spool directory tree (owned by run_as when run as root) and exit")
-	showVersion := fs.Bool("version", false, "print the version and exit")
+	flush := fs.Bool("flush", false, "make the given messages (or all) due now")
+	hold := fs.Bool("hold", false, "put messages on hold")
+	release := fs.Bool("release", false, "release held messages")
+	del := fs.Bool("delete", false, "delete messages")
+	bounce := fs.Bool("bounce", false, "bounce messages now")
+	route := fs.String("route", "", "show how a recipient address would be delivered")
+	metrics := fs.String("metrics", "", "write a Prometheus textfile after each pass")
+	initSpool := fs.Bool("init", false, "create the spool directory tree and exit")
 	doCheck := fs.Bool("check", false, "audit the installation (owners, modes, run user), print what is wrong and how to fix it, exit 0, 77 or 78")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return sysexits.Usage
 	}
@@ -47,8 +67,15 @@ func run() int {
 		fmt.Println("qrun", version)
 		return sysexits.OK
 	}
-	if fs.NArg() > 0 || *asJSON && !*list {
-		fmt.Fprintln(os.Stderr, "qrun: usage: qrun [-config FILE] [-once | -interval D | -list [-json]]")
+	tools := 0
+	for _, b := range []bool{*list, *flush, *hold, *release, *del, *bounce, *route != "", *initSpool, *once} {
+		if b {
+			tools++
+		}
+	}
+	needIDs := *hold || *release || *del || *bounce
+	if tools > 1 || *asJSON && !*list || needIDs && fs.NArg() == 0 || fs.NArg() > 0 && !needIDs && !*flush {
+		fmt.Fprintln(os.Stderr, usage)
 		return sysexits.Usage
 	}
 	explicit := false
@@ -73,12 +100,21 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "qrun:", err)
 		return sysexits.NoPerm
 	}
+	if *route != "" {
+		tr, err := delivery.FromConfig(cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "qrun:", err)
+			return sysexits.Config
+		}
+		return explain(cfg, tr, *route)
+	}
 	sp, err := spool.Open(cfg.Spool.Dir, spool.Ops{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "qrun:", err)
 		return sysexits.TempFail
 	}
-	if *list {
+	switch {
+	case *list:
 		items, err := runner.List(sp)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "qrun:", err)
@@ -90,8 +126,82 @@ func run() int {
 			runner.WriteText(os.Stdout, items, time.Now())
 		}
 		return sysexits.OK
+	case *hold, *release, *del, *bounce:
+		return eachID(fs.Args(), func(id string) (string, error) {
+			switch {
+			case *hold:
+				return "held", sp.Hold(id)
+			case *release:
+				if err := sp.Release(id); err != nil {
+					return "", err
+				}
+				return "released", sp.SetNextTry(id, time.Now())
+			case *del:
+				return "deleted", sp.Remove(id)
+			}
+			return "bounced by the next pass", runner.Bounce(sp, id, "bounced by the administrator")
+		})
+	case *flush:
+		n, err := runner.Flush(sp, fs.Args())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "qrun:", err)
+			return sysexits.TempFail
+		}
+		fmt.Printf("qrun: %d messages due now\n", n)
+		if pid := lockHolder(sp); pid > 0 {
+			// A running qrun wakes for a pass at once.
+			syscall.Kill(pid, syscall.SIGUSR1)
+			fmt.Printf("qrun: woke the running qrun (pid %d)\n", pid)
+			return sysexits.OK
+		}
+		*once = true
 	}
+	return deliver(cfg, sp, *once, *interval, *metrics)
+}
 
+func eachID(ids []string, f func(id string) (string, error)) int {
+	code := sysexits.OK
+	for _, id := range ids {
+		what, err := f(id)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "qrun: %s: %v\n", id, err)
+			code = sysexits.DataErr
+			continue
+		}
+		fmt.Printf("%s: %s\n", id, what)
+	}
+	return code
+}
+
+func explain(cfg *config.Config, tr *delivery.Transport, addr string) int {
+	addr = strings.Trim(addr, "<>")
+	at := strings.LastIndexByte(addr, '@')
+	if at <= 0 || at == len(addr)-1 {
+		fmt.Printf("<%s>: refused: not an address of the form user@domain\n", addr)
+		return sysexits.DataErr
+	}
+	if cfg.SMTP.IsLocalDomain(addr[at+1:]) {
+		fmt.Printf("<%s>: %s is a local domain: accepted from anyone, then:\n", addr, addr[at+1:])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fmt.Print(tr.Explain(ctx, addr))
+	return sysexits.OK
+}
+
+// lockHolder is the pid of the qrun holding the spool lock, or 0.
+func lockHolder(sp *spool.Spool) int {
+	lock, err := sp.TryLock()
+	if err == nil {
+		lock.Unlock()
+		return 0
+	}
+	b, _ := os.ReadFile(sp.LockPath())
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Duration, metrics string) int {
 	log, err := maillog.Open(cfg.Log, filepath.Base(os.Args[0]))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "qrun:", err)
@@ -108,42 +218,46 @@ func run() int {
 	}
 	defer lock.Unlock()
 
-	r := &runner.Runner{
-		Spool:  sp,
-		Config: cfg,
-		Log:    log,
-		Deliverer: &delivery.Smarthost{
-			Addr:           cfg.Delivery.Smarthost,
-			Hostname:       cfg.Hostname,
-			ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration,
-			CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
-		},
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	wake := make(chan os.Signal, 1)
+	signal.Notify(wake, syscall.SIGUSR1)
 	every := cfg.Delivery.Interval.Duration
-	if *interval > 0 {
-		every = *interval
+	if interval > 0 {
+		every = interval
 	}
 	for {
+		tr, err := delivery.FromConfig(cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "qrun:", err)
+			return sysexits.Config
+		}
+		r := &runner.Runner{Spool: sp, Config: cfg, Log: log, Deliverer: tr}
 		st, err := r.Pass(ctx)
 		log.Event(maillog.Info, "pass", "scanned", st.Scanned, "due", st.Due, "sent", st.Sent, "deferred", st.Deferred,
-			"failed", st.Failed, "bounces", st.Bounces, "removed", st.Removed, "moved_aside", st.MovedAside, "errors", st.Errors)
-		if err != nil {
-			log.Event(maillog.Error, "error", "stage", "pass", "err", err)
-			if *once {
-				return sysexits.TempFail
+			"failed", st.Failed, "dsns", st.Bounces+st.Warnings, "removed", st.Removed, "moved_aside", st.MovedAside, "errors", st.Errors)
+		if metrics != "" {
+			if err := runner.WriteMetrics(metrics, sp, st, time.Now()); err != nil {
+				log.Event(maillog.Error, "error", "stage", "metrics", "err", err)
 			}
 		}
-		if *once {
-			if st.Errors > 0 {
-				return sysexits.TempFail
+		if err != nil {
+			log.Event(maillog.Error, "error", "stage", "pass", "err", err)
+			if once {
+				fmt.Fprintln(os.Stderr, "qrun:", err)
+				return sysexits.IOErr
 			}
-			return sysexits.OK
+		}
+		if once {
+			if st.Due > 0 && maillog.StderrInteractive() {
+				fmt.Fprintln(os.Stderr, "qrun:", st.Summary())
+			}
+			return st.ExitCode()
 		}
 		select {
 		case <-ctx.Done():
 			return sysexits.OK
+		case <-wake:
 		case <-time.After(every):
 		}
 	}

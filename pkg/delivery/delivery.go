@@ -1,22 +1,24 @@
 // Package delivery hands queued messages to their next hop and reports
 // each recipient's outcome: sent, deferred (try again) or failed (bounce).
 //
-// The runner depends only on the Deliverer interface; Smarthost is the
-// implementation that relays everything through one SMTP server with
-// go-smtp's client, one transaction per message, RCPT by RCPT so that every
-// recipient keeps its own reply.
+// The runner depends only on the Deliverer interface. Transport is the SMTP
+// implementation: it routes each recipient (a per-domain route, the
+// smarthosts in order, or the domain's MX hosts), resolves the route to
+// addresses, and runs one transaction per destination with go-smtp's
+// client, RCPT by RCPT so that every recipient keeps its own reply.
 package delivery
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"sync"
 	"time"
-
-	"github.com/emersion/go-smtp"
 
 	"smtp-bs/pkg/spool"
 )
@@ -28,125 +30,156 @@ type Result struct {
 	Reply  string       // what the remote said, or why we could not ask
 }
 
-// Deliverer delivers env's recipients rcpts (indices into env.Rcpts) with
-// content data. It returns one Result per recipient asked for.
-type Deliverer interface {
-	Deliver(ctx context.Context, env *spool.Envelope, rcpts []int, data io.Reader) []Result
+// Destination is where a group of recipients goes in one transaction.
+type Destination struct {
+	// Key identifies the destination for grouping and per-destination
+	// concurrency limits, e.g. "smarthost", "route:[relay]:25", "mx:example.org".
+	Key string
+	// Hops are tried in order (failover); each is "host:port" or "[host]:port".
+	Hops []string
+	// Relay is true for a smarthost or a route: every DNS problem is then
+	// temporary, since the admin named the host.
+	Relay bool
+	// TLS is the policy: "none", "opportunistic", "required" or "implicit".
+	TLS string
 }
 
-// Smarthost relays every message through one SMTP server.
-type Smarthost struct {
-	Addr           string // host:port; "" defers everything with a clear reason
-	Hostname       string // our EHLO name
+// Deliverer routes recipients and delivers groups of them.
+type Deliverer interface {
+	// Route says where a recipient goes.
+	Route(rcpt string) Destination
+	// Deliver runs one transaction for env's recipients rcpts (indices into
+	// env.Rcpts), all bound for dest, and returns one Result per recipient.
+	Deliver(ctx context.Context, dest Destination, env *spool.Envelope, rcpts []int, data io.Reader) []Result
+}
+
+// Resolver is the part of net.Resolver delivery uses (a seam for tests).
+type Resolver interface {
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+	LookupHost(ctx context.Context, host string) ([]string, error)
+}
+
+// Options configure a Transport.
+type Options struct {
+	Hostname     string            // our EHLO name
+	Smarthosts   []string          // tried in order; empty: MX delivery
+	Routes       map[string]string // domain -> "host:port"; beats smarthosts
+	SmarthostTLS string            // for smarthosts and routes
+	MXTLS        string            // for MX delivery: "opportunistic" or "none"
+	TLSVerify    bool              // verify certificates under "required"/"implicit"
+	RootCAs      *x509.CertPool    // nil: the system's
+	AuthUser     string            // AUTH to smarthosts and routes, only over TLS
+	AuthPass     string
+	Port         string // for MX hosts; "25"
+
 	ConnectTimeout time.Duration
 	CommandTimeout time.Duration
-	// Dial is the seam tests use to fail or redirect connections.
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// MaxHosts bounds the addresses tried per attempt.
+	MaxHosts int
+
+	Resolver Resolver
+	Dial     func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-func (s *Smarthost) dial(ctx context.Context) (net.Conn, error) {
-	if s.Dial != nil {
-		return s.Dial(ctx, "tcp", s.Addr)
+// Transport delivers over SMTP. It is safe for concurrent use; DNS answers
+// are cached for the Transport's lifetime (one qrun pass).
+type Transport struct {
+	o Options
+
+	mu    sync.Mutex
+	cache map[string]lookup
+}
+
+type lookup struct {
+	addrs []target
+	st    spool.Status
+	reply string
+}
+
+// New returns a Transport.
+func New(o Options) *Transport {
+	if o.Resolver == nil {
+		o.Resolver = &net.Resolver{PreferGo: true}
 	}
-	d := net.Dialer{Timeout: s.ConnectTimeout}
-	return d.DialContext(ctx, "tcp", s.Addr)
+	if o.Port == "" {
+		o.Port = "25"
+	}
+	if o.MaxHosts <= 0 {
+		o.MaxHosts = 10
+	}
+	if o.SmarthostTLS == "" {
+		o.SmarthostTLS = "opportunistic"
+	}
+	if o.MXTLS == "" {
+		o.MXTLS = "opportunistic"
+	}
+	if o.Dial == nil {
+		d := &net.Dialer{Timeout: o.ConnectTimeout}
+		o.Dial = d.DialContext
+	}
+	return &Transport{o: o, cache: map[string]lookup{}}
 }
 
-// Deliver runs one SMTP transaction for the message.
-func (s *Smarthost) Deliver(ctx context.Context, env *spool.Envelope, rcpts []int, data io.Reader) []Result {
-	all := func(st spool.Status, reply string) []Result {
-		out := make([]Result, len(rcpts))
-		for i, r := range rcpts {
-			out[i] = Result{Rcpt: r, Status: st, Reply: reply}
+// Route says where rcpt goes: a route for its domain (or a parent domain
+// written with a leading dot), else the smarthosts, else its MX.
+func (t *Transport) Route(rcpt string) Destination {
+	domain := strings.ToLower(rcpt[strings.LastIndexByte(rcpt, '@')+1:])
+	if hop, ok := t.route(domain); ok {
+		return Destination{Key: "route:" + hop, Hops: []string{hop}, Relay: true, TLS: t.o.SmarthostTLS}
+	}
+	if len(t.o.Smarthosts) > 0 {
+		return Destination{Key: "smarthost", Hops: t.o.Smarthosts, Relay: true, TLS: t.o.SmarthostTLS}
+	}
+	return Destination{Key: "mx:" + domain, Hops: []string{domain}, TLS: t.o.MXTLS}
+}
+
+func (t *Transport) route(domain string) (string, bool) {
+	if hop, ok := t.o.Routes[domain]; ok {
+		return hop, true
+	}
+	for d := domain; ; {
+		i := strings.IndexByte(d, '.')
+		if i < 0 {
+			return "", false
 		}
-		return out
+		d = d[i+1:]
+		if hop, ok := t.o.Routes["."+d]; ok {
+			return hop, true
+		}
 	}
-	if s.Addr == "" {
-		return all(spool.Deferred, "no route: [delivery] smarthost is not set")
-	}
-	conn, err := s.dial(ctx)
+}
+
+// ReadAuthFile reads "user:password" (one line) from a file that only the
+// run user may read; anything more open is refused, since the password
+// would be readable by others.
+func ReadAuthFile(path string) (user, pass string, err error) {
+	fi, err := os.Stat(path)
 	if err != nil {
-		return all(spool.Deferred, fmt.Sprintf("connect to %s: %v", s.Addr, err))
+		return "", "", fmt.Errorf("delivery: auth file: %w", err)
 	}
-	c := smtp.NewClient(conn)
-	defer c.Close()
-	if s.CommandTimeout > 0 {
-		c.CommandTimeout = s.CommandTimeout
-		c.SubmissionTimeout = 2 * s.CommandTimeout
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", "", fmt.Errorf("delivery: auth file %s is mode %v: it must be readable by its owner only (chmod 600 %s)", path, fi.Mode().Perm(), path)
 	}
-	if err := c.Hello(s.Hostname); err != nil {
-		return all(classify(err, s.Addr, "EHLO"))
-	}
-	opts := &smtp.MailOptions{Size: env.Size, UTF8: env.UTF8}
-	if err := c.Mail(env.From, opts); err != nil {
-		var se *smtp.SMTPError
-		if env.UTF8 && !errors.As(err, &se) {
-			return all(spool.Failed, fmt.Sprintf("%s does not support SMTPUTF8, which this message needs (5.6.7)", s.Addr))
-		}
-		return all(classify(err, s.Addr, "MAIL FROM"))
-	}
-	out := make([]Result, 0, len(rcpts))
-	var accepted []int
-	for _, r := range rcpts {
-		if err := c.Rcpt(env.Rcpts[r], nil); err != nil {
-			st, reply := classify(err, s.Addr, "RCPT TO")
-			out = append(out, Result{Rcpt: r, Status: st, Reply: reply})
-			var se *smtp.SMTPError
-			if !errors.As(err, &se) {
-				// The connection broke: the rest cannot be asked.
-				for _, rest := range rcpts[len(out):] {
-					out = append(out, Result{Rcpt: rest, Status: spool.Deferred, Reply: reply})
-				}
-				return out
-			}
-			continue
-		}
-		accepted = append(accepted, r)
-	}
-	if len(accepted) == 0 {
-		c.Quit()
-		return out
-	}
-	st, reply := s.data(c, data)
-	for _, r := range accepted {
-		out = append(out, Result{Rcpt: r, Status: st, Reply: reply})
-	}
-	c.Quit()
-	return out
-}
-
-func (s *Smarthost) data(c *smtp.Client, data io.Reader) (spool.Status, string) {
-	w, err := c.Data()
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return classify(err, s.Addr, "DATA")
+		return "", "", fmt.Errorf("delivery: auth file: %w", err)
 	}
-	if _, err := io.Copy(w, data); err != nil {
-		w.Close()
-		return spool.Deferred, fmt.Sprintf("sending to %s: %v", s.Addr, err)
+	line := strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], "\r")
+	user, pass, ok := strings.Cut(line, ":")
+	if !ok || user == "" {
+		return "", "", fmt.Errorf("delivery: auth file %s: want one line user:password", path)
 	}
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		return classify(err, s.Addr, "end of DATA")
-	}
-	return spool.Sent, fmt.Sprintf("%s said: 250 %s", s.Addr, oneLine(resp.StatusText))
+	return user, pass, nil
 }
 
-// classify turns an error into an outcome: a 5xx is permanent, everything
-// else (4xx, network trouble) is worth another try.
-func classify(err error, host, stage string) (spool.Status, string) {
-	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		reply := fmt.Sprintf("%s said: %d", host, se.Code)
-		if se.EnhancedCode != smtp.EnhancedCodeNotSet && se.EnhancedCode != smtp.NoEnhancedCode {
-			reply += fmt.Sprintf(" %d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
-		}
-		reply += " " + oneLine(se.Message) + " (in reply to " + stage + ")"
-		if se.Code >= 500 && se.Code < 600 {
-			return spool.Failed, reply
-		}
-		return spool.Deferred, reply
+// tlsConfig is the client TLS configuration for a host.
+func (t *Transport) tlsConfig(host string, verify bool) *tls.Config {
+	return &tls.Config{
+		ServerName:         host,
+		RootCAs:            t.o.RootCAs,
+		InsecureSkipVerify: !verify,
+		MinVersion:         tls.VersionTLS12,
 	}
-	return spool.Deferred, fmt.Sprintf("%s: %s: %v", host, stage, err)
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+func tlsClient(conn net.Conn, cfg *tls.Config) net.Conn { return tls.Client(conn, cfg) }

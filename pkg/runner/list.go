@@ -11,15 +11,15 @@ import (
 
 // Item is one queued message as -list shows it.
 type Item struct {
-	ID       string     `json:"id"`
-	Arrived  time.Time  `json:"arrived"`
-	AgeSec   int64      `json:"age_seconds"`
-	Size     int64      `json:"size"`
-	From     string     `json:"from"`
-	NextTry  time.Time  `json:"next_try"`
-	Held     bool       `json:"held"`
-	Rcpts    []RcptItem `json:"recipients"`
-	Damaged  string     `json:"damaged,omitempty"`
+	ID      string     `json:"id"`
+	Arrived time.Time  `json:"arrived"`
+	AgeSec  int64      `json:"age_seconds"`
+	Size    int64      `json:"size"`
+	From    string     `json:"from"`
+	NextTry time.Time  `json:"next_try"`
+	Held    bool       `json:"held"`
+	Rcpts   []RcptItem `json:"recipients"`
+	Damaged string     `json:"damaged,omitempty"`
 }
 
 // RcptItem is one recipient's state.

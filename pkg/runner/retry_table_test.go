@@ -64,7 +64,11 @@ type fake struct {
 	answer func(rcpt string) (spool.Status, string)
 }
 
-func (f *fake) Deliver(_ context.Context, env *spool.Envelope, rcpts []int, data io.Reader) []delivery.Result {
+func (f *fake) Route(rcpt string) delivery.Destination {
+	return delivery.Destination{Key: "fake"}
+}
+
+func (f *fake) Deliver(_ context.Context, _ delivery.Destination, env *spool.Envelope, rcpts []int, data io.Reader) []delivery.Result {
 	io.Copy(io.Discard, data)
 	var names []string
 	var out []delivery.Result

@@ -5,15 +5,19 @@
 // Only one runner works on a spool at a time (qrun holds the spool lock).
 // Outcomes are appended to the message's state log and fsynced right after
 // the transaction that produced them, before anything else happens, so a
-// crash can repeat a delivery but never lose one.
+// crash can repeat a delivery but never lose one. Deliveries run
+// concurrently, at most max_concurrency at once and max_per_destination
+// to any one destination.
 package runner
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"smtp-bs/pkg/config"
@@ -35,17 +39,26 @@ type Runner struct {
 
 // Stats counts what one pass did.
 type Stats struct {
-	Scanned, Due                 int
-	Sent, Deferred, Failed       int // recipients
-	Bounces, Removed, MovedAside int
-	Errors                       int // messages a local error kept from being handled
+	Scanned, Due           int
+	Sent, Deferred, Failed int // recipients
+	Bounces, Warnings      int // DSNs queued
+	Removed, MovedAside    int
+	Errors                 int // messages a local error kept from being handled
+	Held                   int
+	Oldest                 time.Duration
+	mu                     sync.Mutex
+}
+
+func (s *Stats) add(f func(*Stats)) {
+	s.mu.Lock()
+	f(s)
+	s.mu.Unlock()
 }
 
 // Pass handles every message that is due. It stops starting new messages
-// when ctx is done; a delivery under way is finished and recorded first.
-func (r *Runner) Pass(ctx context.Context) (Stats, error) {
-	var st Stats
-	// Nothing that was never committed can live longer than a session.
+// when ctx is done; deliveries under way are finished and recorded first.
+func (r *Runner) Pass(ctx context.Context) (*Stats, error) {
+	st := &Stats{}
 	stale := 2 * r.Config.SMTP.SessionTimeout.Duration
 	if stale < time.Hour {
 		stale = time.Hour
@@ -61,34 +74,89 @@ func (r *Runner) Pass(ctx context.Context) (Stats, error) {
 		return st, err
 	}
 	now := r.Spool.Now()
-	bounceBudget := r.Config.Delivery.MaxBouncesPass
+	d := r.Config.Delivery
+	p := &pass{
+		r: r, st: st,
+		global:       make(chan struct{}, d.MaxConcurrency),
+		messages:     make(chan struct{}, 2*d.MaxConcurrency),
+		perDest:      map[string]chan struct{}{},
+		bounceBudget: d.MaxBouncesPass,
+	}
+	var wg sync.WaitGroup
 	for _, e := range entries {
 		st.Scanned++
-		if e.Held || e.NextTry.After(now) {
+		if t, ok := spool.IDTime(e.ID); ok && now.Sub(t) > st.Oldest {
+			st.Oldest = now.Sub(t)
+		}
+		if e.Held {
+			st.Held++
+			continue
+		}
+		if e.NextTry.After(now) {
 			continue
 		}
 		if ctx.Err() != nil {
-			break
+			continue
 		}
 		st.Due++
-		if err := r.handle(e.ID, &st, &bounceBudget); err != nil {
-			st.Errors++
-			r.Log.Event(maillog.Error, "error", "id", e.ID, "err", err)
-		}
+		p.messages <- struct{}{}
+		wg.Add(1)
+		go func(id string) {
+			defer wg.Done()
+			defer func() { <-p.messages }()
+			if err := p.handle(id); err != nil {
+				st.add(func(s *Stats) { s.Errors++ })
+				r.Log.Event(maillog.Error, "error", "id", id, "err", err)
+			}
+		}(e.ID)
 	}
+	wg.Wait()
 	return st, nil
 }
 
-// handle makes one attempt at one message. The delivery itself gets a
-// fresh context: a signal must not cut a transaction in half.
-func (r *Runner) handle(id string, st *Stats, bounceBudget *int) error {
+// pass holds the limits of one pass.
+type pass struct {
+	r            *Runner
+	st           *Stats
+	global       chan struct{} // deliveries at once
+	messages     chan struct{} // messages in hand at once
+	mu           sync.Mutex
+	perDest      map[string]chan struct{}
+	bounceBudget int
+}
+
+func (p *pass) destSlot(key string) chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.perDest[key]
+	if !ok {
+		c = make(chan struct{}, p.r.Config.Delivery.MaxPerDestination)
+		p.perDest[key] = c
+	}
+	return c
+}
+
+func (p *pass) takeBounce() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bounceBudget <= 0 {
+		return false
+	}
+	p.bounceBudget--
+	return true
+}
+
+// handle makes one attempt at one message. Deliveries get a fresh context:
+// a signal must not cut a transaction in half.
+func (p *pass) handle(id string) error {
+	r := p.r
 	env, err := r.Spool.ReadEnvelope(id)
 	if err != nil {
-		return r.aside(id, err, st)
+		return r.aside(id, err, p.st)
 	}
 	state, err := r.Spool.ReadState(env)
 	if err != nil {
-		return r.aside(id, err, st)
+		return r.aside(id, err, p.st)
 	}
 	if state.Damaged > 0 {
 		r.Log.Event(maillog.Warning, "state-damaged", "id", id, "lines", state.Damaged, "note", "ignored; affected recipients are tried again")
@@ -101,43 +169,91 @@ func (r *Runner) handle(id string, st *Stats, bounceBudget *int) error {
 		}
 	}
 	if len(pending) > 0 {
-		var results []delivery.Result
 		if now.Sub(env.Received) > r.Config.Delivery.Lifetime.Duration {
+			var results []delivery.Result
 			for _, i := range pending {
-				reason := "message expired after " + r.Config.Delivery.Lifetime.String() + " in the queue"
+				reason := "4.4.7 message expired after " + r.Config.Delivery.Lifetime.String() + " in the queue"
 				if last := state.Rcpts[i].Reply; last != "" {
 					reason += "; last error: " + last
 				}
-				results = append(results, delivery.Result{Rcpt: i, Status: spool.Failed, Reply: "4.4.7 " + reason})
+				results = append(results, delivery.Result{Rcpt: i, Status: spool.Failed, Reply: reason})
 			}
-		} else {
-			data, err := r.Spool.OpenData(env)
-			if err != nil {
-				return r.aside(id, err, st)
+			if err := r.record(env, results, p.st); err != nil {
+				return err
 			}
-			results = r.Deliverer.Deliver(context.Background(), env, pending, data)
-			data.Close()
-		}
-		if err := r.record(env, results, st); err != nil {
+		} else if err := p.deliver(env, pending); err != nil {
 			return err
 		}
 		if state, err = r.Spool.ReadState(env); err != nil {
 			return err
 		}
 	}
-	if err := r.bounce(env, state, st, bounceBudget); err != nil {
+	if err := p.bounce(env, state); err != nil {
 		return err
 	}
 	if finished(state, env) {
 		if err := r.Spool.Remove(id); err != nil {
 			return err
 		}
-		st.Removed++
+		p.st.add(func(s *Stats) { s.Removed++ })
 		r.Log.Event(maillog.Info, "removed", "id", id, "reason", "all recipients done")
 		return nil
 	}
-	next := r.nextTry(state, now)
-	return r.Spool.SetNextTry(id, next)
+	if err := p.warn(env, state); err != nil {
+		return err
+	}
+	return r.Spool.SetNextTry(id, r.nextTry(state, now))
+}
+
+// deliver splits the pending recipients by destination and runs one
+// transaction per destination, each recorded as soon as it ends.
+func (p *pass) deliver(env *spool.Envelope, pending []int) error {
+	r := p.r
+	groups := map[string][]int{}
+	dests := map[string]delivery.Destination{}
+	var order []string
+	for _, i := range pending {
+		d := r.Deliverer.Route(env.Rcpts[i])
+		if _, ok := groups[d.Key]; !ok {
+			order = append(order, d.Key)
+			dests[d.Key] = d
+		}
+		groups[d.Key] = append(groups[d.Key], i)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for _, key := range order {
+		wg.Add(1)
+		go func(d delivery.Destination, rcpts []int) {
+			defer wg.Done()
+			slot := p.destSlot(d.Key)
+			slot <- struct{}{}
+			p.global <- struct{}{}
+			defer func() { <-p.global; <-slot }()
+			data, err := r.Spool.OpenData(env)
+			var results []delivery.Result
+			if err == nil {
+				results = r.Deliverer.Deliver(context.Background(), d, env, rcpts, io.NewSectionReader(data, 0, env.Size))
+				data.Close()
+				mu.Lock()
+				err = r.record(env, results, p.st)
+				mu.Unlock()
+			}
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}(dests[key], groups[key])
+	}
+	wg.Wait()
+	if firstErr != nil && (errors.Is(firstErr, spool.ErrCorrupt) || errors.Is(firstErr, spool.ErrFutureVersion)) {
+		return r.aside(env.ID, firstErr, p.st)
+	}
+	return firstErr
 }
 
 // finished: every recipient is final and every failure has been reported
@@ -147,7 +263,7 @@ func finished(st *spool.State, env *spool.Envelope) bool {
 		return false
 	}
 	for _, rc := range st.Rcpts {
-		if rc.Status == spool.Failed && rc.Bounced == "" && env.From != "" {
+		if rc.Status == spool.Failed && rc.Bounced == "" {
 			return false
 		}
 	}
@@ -155,6 +271,9 @@ func finished(st *spool.State, env *spool.Envelope) bool {
 }
 
 func (r *Runner) record(env *spool.Envelope, results []delivery.Result, st *Stats) error {
+	if len(results) == 0 {
+		return nil
+	}
 	now := r.Spool.Now()
 	recs := make([]spool.Record, 0, len(results))
 	for _, res := range results {
@@ -167,12 +286,12 @@ func (r *Runner) record(env *spool.Envelope, results []delivery.Result, st *Stat
 		ev, lv := "sent", maillog.Info
 		switch res.Status {
 		case spool.Sent:
-			st.Sent++
+			st.add(func(s *Stats) { s.Sent++ })
 		case spool.Deferred:
-			st.Deferred++
+			st.add(func(s *Stats) { s.Deferred++ })
 			ev = "deferred"
 		case spool.Failed:
-			st.Failed++
+			st.add(func(s *Stats) { s.Failed++ })
 			ev, lv = "bounced", maillog.Warning
 		}
 		r.Log.Event(lv, ev, "id", env.ID, "from", "<"+env.From+">", "rcpt", "<"+env.Rcpts[res.Rcpt]+">", "reply", res.Reply)
@@ -183,7 +302,8 @@ func (r *Runner) record(env *spool.Envelope, results []delivery.Result, st *Stat
 // bounce reports recipients that failed and are not reported yet, in one
 // DSN per event. The DSN's queue ID is derived from the original's, so a
 // crash between queueing it and recording that finds it already queued.
-func (r *Runner) bounce(env *spool.Envelope, st *spool.State, stats *Stats, budget *int) error {
+func (p *pass) bounce(env *spool.Envelope, st *spool.State) error {
+	r := p.r
 	var idx []int
 	for i, rc := range st.Rcpts {
 		if rc.Status == spool.Failed && rc.Bounced == "" {
@@ -194,22 +314,83 @@ func (r *Runner) bounce(env *spool.Envelope, st *spool.State, stats *Stats, budg
 		return nil
 	}
 	now := r.Spool.Now()
+	to, bid := env.From, fmt.Sprintf("%s.b%d", env.ID, st.Bounces+1)
 	if env.From == "" {
-		// Never bounce a bounce; the log has the failure.
-		recs := make([]spool.Record, len(idx))
-		for k, i := range idx {
-			recs[k] = spool.Record{Time: now, Kind: "bounced", Rcpt: i, Detail: "-"}
+		// Never bounce a bounce. The postmaster, if configured, hears of
+		// it once; a failed notice to the postmaster is only logged.
+		to, bid = r.Config.Delivery.Postmaster, env.ID+".p"
+		if to == "" || strings.HasSuffix(env.ID, ".p") {
+			return r.markBounced(env, st, idx, "-")
 		}
-		return r.Spool.Append(env.ID, recs...)
 	}
-	if *budget <= 0 {
+	if !p.takeBounce() {
 		return nil // the next pass sends it; a storm is capped
 	}
-	*budget--
-	bid := fmt.Sprintf("%s.b%d", env.ID, st.Bounces+1)
+	content := r.report(env, st, idx, "failed", bid, to, now)
+	benv := &spool.Envelope{
+		ID: bid, Received: now, From: "", Rcpts: []string{to}, Peer: "local",
+		Helo: r.Config.Hostname, Protocol: "local", Body: "8BITMIME", UTF8: !isASCII(to),
+	}
+	if err := r.Spool.Enqueue(benv, content); err != nil && !errors.Is(err, spool.ErrExists) {
+		return fmt.Errorf("runner: queue bounce for %s: %w", env.ID, err)
+	}
+	if err := r.markBounced(env, st, idx, bid); err != nil {
+		return err
+	}
+	p.st.add(func(s *Stats) { s.Bounces++ })
+	r.Log.Event(maillog.Info, "dsn", "id", env.ID, "dsn_id", bid, "to", "<"+to+">", "action", "failed", "nrcpts", len(idx))
+	return nil
+}
+
+func (r *Runner) markBounced(env *spool.Envelope, st *spool.State, idx []int, detail string) error {
+	now := r.Spool.Now()
+	recs := make([]spool.Record, len(idx))
+	for k, i := range idx {
+		recs[k] = spool.Record{Time: now, Kind: "bounced", Rcpt: i, Detail: detail}
+		st.Rcpts[i].Bounced = detail
+	}
+	return r.Spool.Append(env.ID, recs...)
+}
+
+// warn sends the optional delay warning, once per message.
+func (p *pass) warn(env *spool.Envelope, st *spool.State) error {
+	r := p.r
+	after := r.Config.Delivery.DelayWarning.Duration
+	now := r.Spool.Now()
+	if after <= 0 || st.Warned || env.From == "" || now.Sub(env.Received) < after {
+		return nil
+	}
+	var idx []int
+	for i, rc := range st.Rcpts {
+		if rc.Status == spool.Deferred || rc.Status == spool.Pending {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 || !p.takeBounce() {
+		return nil
+	}
+	wid := env.ID + ".w"
+	content := r.report(env, st, idx, "delayed", wid, env.From, now)
+	wenv := &spool.Envelope{
+		ID: wid, Received: now, From: "", Rcpts: []string{env.From}, Peer: "local",
+		Helo: r.Config.Hostname, Protocol: "local", Body: "8BITMIME", UTF8: !isASCII(env.From),
+	}
+	if err := r.Spool.Enqueue(wenv, content); err != nil && !errors.Is(err, spool.ErrExists) {
+		return fmt.Errorf("runner: queue delay warning for %s: %w", env.ID, err)
+	}
+	if err := r.Spool.Append(env.ID, spool.Record{Time: now, Kind: "warned", Rcpt: 0, Detail: wid}); err != nil {
+		return err
+	}
+	p.st.add(func(s *Stats) { s.Warnings++ })
+	r.Log.Event(maillog.Info, "dsn", "id", env.ID, "dsn_id", wid, "to", "<"+env.From+">", "action", "delayed", "nrcpts", len(idx))
+	return nil
+}
+
+// report renders a DSN about recipients idx of env.
+func (r *Runner) report(env *spool.Envelope, st *spool.State, idx []int, action, id, to string, now time.Time) []byte {
 	rep := dsn.Report{
-		Hostname: r.Config.Hostname, QueueID: env.ID, MessageID: bid, Sender: env.From,
-		Arrival: env.Received, Date: now, Action: "failed",
+		Hostname: r.Config.Hostname, QueueID: env.ID, MessageID: id, Sender: to,
+		Arrival: env.Received, Date: now, Action: action,
 	}
 	for _, i := range idx {
 		rc := st.Rcpts[i]
@@ -217,34 +398,17 @@ func (r *Runner) bounce(env *spool.Envelope, st *spool.State, stats *Stats, budg
 		if !ok {
 			remote = ""
 		}
-		rep.Failures = append(rep.Failures, dsn.Failure{Rcpt: rc.Addr, Reply: rc.Reply, RemoteMTA: hostOnly(remote), LastAttempt: rc.Time})
+		reply := rc.Reply
+		if reply == "" {
+			reply = "not tried yet"
+		}
+		rep.Failures = append(rep.Failures, dsn.Failure{Rcpt: rc.Addr, Reply: reply, RemoteMTA: remote, LastAttempt: rc.Time})
 	}
-	var content []byte
 	if data, err := r.Spool.OpenData(env); err == nil {
-		content = dsn.Build(rep, data)
-		data.Close()
-	} else {
-		content = dsn.Build(rep, nil)
+		defer data.Close()
+		return dsn.Build(rep, data)
 	}
-	benv := &spool.Envelope{
-		ID: bid, Received: now, From: "", Rcpts: []string{env.From}, Peer: "local",
-		Helo: r.Config.Hostname, Protocol: "local", Body: "8BITMIME", UTF8: !isASCII(env.From),
-	}
-	err := r.Spool.Enqueue(benv, content)
-	if err != nil && !errors.Is(err, spool.ErrExists) {
-		return fmt.Errorf("runner: queue bounce for %s: %w", env.ID, err)
-	}
-	recs := make([]spool.Record, len(idx))
-	for k, i := range idx {
-		recs[k] = spool.Record{Time: now, Kind: "bounced", Rcpt: i, Detail: bid}
-		st.Rcpts[i].Bounced = bid
-	}
-	if err := r.Spool.Append(env.ID, recs...); err != nil {
-		return err
-	}
-	stats.Bounces++
-	r.Log.Event(maillog.Info, "dsn", "id", env.ID, "dsn_id", bid, "to", "<"+env.From+">", "nrcpts", len(idx))
-	return nil
+	return dsn.Build(rep, nil)
 }
 
 // nextTry follows the retry table: retry_first after the first failed
@@ -281,19 +445,12 @@ func (r *Runner) aside(id string, cause error, st *Stats) error {
 	if !errors.Is(cause, spool.ErrCorrupt) && !errors.Is(cause, spool.ErrFutureVersion) {
 		return cause
 	}
-	st.MovedAside++
+	st.add(func(s *Stats) { s.MovedAside++ })
 	if err := r.Spool.MoveAside(id); err != nil {
 		return fmt.Errorf("runner: move %s aside (%v): %w", id, cause, err)
 	}
 	r.Log.Event(maillog.Error, "moved-aside", "id", id, "dir", "corrupt/", "err", cause)
 	return nil
-}
-
-func hostOnly(s string) string {
-	if h, _, ok := strings.Cut(s, ":"); ok && !strings.HasPrefix(s, "[") {
-		return h
-	}
-	return s
 }
 
 func isASCII(s string) bool {

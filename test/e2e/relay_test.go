@@ -26,7 +26,7 @@ func relayEnv(t *testing.T) (*testenv.Env, *testenv.Sink, string) {
 	t.Helper()
 	sink := testenv.NewSink(t)
 	e := testenv.New(t)
-	e.Extra["delivery"] = fmt.Sprintf("smarthost = %q", sink.Addr)
+	e.Extra["delivery"] = fmt.Sprintf("smarthost = %q\nsmarthost_tls = \"none\"", "["+strings.Replace(sink.Addr, ":", "]:", 1))
 	e.WriteConfig()
 	return e, sink, e.SocketActivate()
 }
@@ -290,8 +290,8 @@ func TestSmarthostTemporaryFailureDefers(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := time.Now()
-	if out, code := e.Qrun("-once"); code != 0 {
-		t.Fatalf("qrun: %d %s", code, out)
+	if out, code := e.Qrun("-once"); code != 75 {
+		t.Fatalf("qrun -once with a deferral: want exit 75 (EX_TEMPFAIL), got %d %s", code, out)
 	}
 	items := list(t, e)
 	if len(items) != 1 || items[0].Rcpts[0].State != "deferred" || !strings.Contains(items[0].Rcpts[0].Reply, "451") {
@@ -326,7 +326,9 @@ func TestSmarthostPermanentFailureBouncesOnlyThatRecipient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.Qrun("-once")
+	if _, code := e.Qrun("-once"); code != 69 {
+		t.Errorf("qrun -once with a bounce: want exit 69 (EX_UNAVAILABLE), got %d", code)
+	}
 	msgs := sink.Messages()
 	if len(msgs) != 1 || strings.Join(msgs[0].Rcpts, ",") != "good@remote.example" {
 		t.Fatalf("want the good recipient delivered alone, got %+v", msgs)
