@@ -117,7 +117,7 @@ type Audit struct {
 	// Binaries are the installed programs (smtp-bs, qrun); missing ones
 	// are skipped.
 	Binaries []string
-	// Qrun is the qrun binary named in fixes ("qrun" when unknown).
+	// Qrun is the path of the qrun binary, for fixes; "" means "qrun".
 	Qrun string
 
 	// Lookup resolves the run user; nil means privilege.Lookup.
@@ -144,9 +144,6 @@ func (a *Audit) Run() *Report {
 	if au.PasswdFile == "" {
 		au.PasswdFile = "/etc/passwd"
 	}
-	if au.Qrun == "" {
-		au.Qrun = "qrun"
-	}
 	au.runUser()
 	au.configFile()
 	au.spool()
@@ -154,6 +151,7 @@ func (a *Audit) Run() *Report {
 		au.binary(b)
 	}
 	au.tcpwrap()
+	au.authFile()
 	return &au.rep
 }
 
@@ -167,6 +165,14 @@ func (au *auditor) ok(format string, a ...any) {
 
 func (au *auditor) note(format string, a ...any) {
 	au.rep.Notes = append(au.rep.Notes, fmt.Sprintf(format, a...))
+}
+
+// qrun is the qrun command in fixes.
+func (au *auditor) qrun() string {
+	if au.Qrun == "" {
+		return "qrun"
+	}
+	return quote(au.Qrun)
 }
 
 // cfgArg is the -config argument for commands in fixes.
@@ -268,7 +274,7 @@ func (au *auditor) spool() {
 	au.ancestry(filepath.Dir(dir))
 	fi, err := os.Stat(dir)
 	if os.IsNotExist(err) {
-		au.fail(Config, dir, "the spool does not exist", au.Qrun+au.cfgArg()+" -init")
+		au.fail(Config, dir, "the spool does not exist", au.qrun()+au.cfgArg()+" -init")
 		return
 	}
 	st, ok := au.stat(dir)
@@ -276,7 +282,7 @@ func (au *auditor) spool() {
 		return
 	}
 	if !fi.IsDir() {
-		au.fail(Config, dir, "the spool is not a directory", "mv "+quote(dir)+" "+quote(dir+".old")+" && "+au.Qrun+au.cfgArg()+" -init")
+		au.fail(Config, dir, "the spool is not a directory", "mv "+quote(dir)+" "+quote(dir+".old")+" && "+au.qrun()+au.cfgArg()+" -init")
 		return
 	}
 	au.spoolDir(dir, st, "spool")
@@ -292,7 +298,7 @@ func (au *auditor) spool() {
 		}
 	}
 	if len(missing) > 0 {
-		au.fail(Config, dir, "incomplete spool: missing "+strings.Join(missing, ", "), au.Qrun+au.cfgArg()+" -init")
+		au.fail(Config, dir, "incomplete spool: missing "+strings.Join(missing, ", "), au.qrun()+au.cfgArg()+" -init")
 	}
 	au.spoolFiles(dir)
 	au.lockfile(filepath.Join(dir, "lock"))
@@ -303,7 +309,7 @@ func (au *auditor) spoolDir(p string, st *syscall.Stat_t, what string) {
 	var bad, fix []string
 	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
 		au.fail(Permission, p, "not a directory (a symlink or other file where the spool expects a directory)",
-			"mv "+quote(p)+" "+quote(p+".old")+" && "+au.Qrun+au.cfgArg()+" -init")
+			"mv "+quote(p)+" "+quote(p+".old")+" && "+au.qrun()+au.cfgArg()+" -init")
 		return
 	}
 	if au.id != nil && (int(st.Uid) != au.id.UID || int(st.Gid) != au.id.GID) {
@@ -468,6 +474,32 @@ func (au *auditor) tcpwrap() {
 		}
 		au.ok("tcpwrap rules %s: %s %s", p, owner(st), perm(st))
 	}
+}
+
+// authFile: the smarthost password, when configured, is the run user's
+// alone (qrun refuses it otherwise).
+func (au *auditor) authFile() {
+	p := au.Config.Delivery.AuthFile
+	if p == "" || au.id == nil {
+		return
+	}
+	st, ok := au.stat(p)
+	if !ok {
+		return
+	}
+	var bad []string
+	if int(st.Uid) != au.id.UID {
+		bad = append(bad, fmt.Sprintf("owned by %s: %s must own it to read it at mode 0600", owner(st), au.id.Name))
+	}
+	if st.Mode&0o077 != 0 {
+		bad = append(bad, fmt.Sprintf("mode %s: others can read the smarthost password (qrun refuses it)", perm(st)))
+	}
+	if len(bad) > 0 {
+		au.fail(Permission, p, strings.Join(bad, "; "),
+			fmt.Sprintf("chown %s:%s %s && chmod 0600 %s", au.id.Name, au.groupName(), quote(p), quote(p)))
+		return
+	}
+	au.ok("auth file %s: %s %s", p, owner(st), perm(st))
 }
 
 // ancestry checks every directory from dir up to / once: each must be

@@ -34,13 +34,13 @@ func Main(w io.Writer, prog, cfgPath string, explicit bool) int {
 		other = "smtp-bs"
 	}
 	sibling := filepath.Join(filepath.Dir(exe), other)
-	qrun := "qrun"
+	qrun := ""
 	if prog == "qrun" {
 		qrun = exe
 	} else if _, err := os.Stat(sibling); err == nil {
 		qrun = sibling
 	}
-	a := &Audit{Config: cfg, ConfigPath: used, Binaries: []string{exe, sibling}, Qrun: quote(qrun)}
+	a := &Audit{Config: cfg, ConfigPath: used, Binaries: []string{exe, sibling}, Qrun: qrun}
 	fmt.Fprintf(w, "%s -check: config %s, run_as %s, checked as %s\n", prog, orDefault(used, "(embedded defaults)"), cfg.RunAs, whoami())
 	rep := a.Run()
 	rep.Write(w, prog)

@@ -1,0 +1,48 @@
+# smtp-bs: the targets a newcomer guesses.
+#   make              build bin/smtp-bs and bin/qrun (static, version baked in)
+#   make test         the whole test suite (the one test command; .ci/run runs it)
+#   make install      install (see contrib/install.sh; DESTDIR= and PREFIX= work)
+#   make uninstall    undo make install; keeps a spool that holds mail, and an edited config
+#   make fmt, make vet
+# make run and make bench live further down when present.
+
+GO      ?= go
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+endif
+LDFLAGS  = -X main.version=$(VERSION)
+# One fixed bound on every test binary: a hung launcher fails the run
+# instead of stalling CI.
+TEST_TIMEOUT = 10m
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+export PREFIX DESTDIR
+
+.PHONY: all build test install uninstall fmt vet clean FORCE
+
+all: build
+
+build: bin/smtp-bs bin/qrun
+
+# Always handed to go build, which knows better than make what changed.
+bin/%: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/$*
+
+test:
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+install: build
+	sh contrib/install.sh install
+
+uninstall:
+	sh contrib/install.sh uninstall
+
+fmt:
+	$(GO) fmt ./...
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
