@@ -43,7 +43,7 @@ func TestLoginShell(t *testing.T) {
 	pw := filepath.Join(t.TempDir(), "passwd")
 	os.WriteFile(pw, []byte("root:x:0:0:root:/root:/bin/bash\nmail:x:8:8:mail:/var/mail:/usr/sbin/nologin\nnews:x:9:9::/:\n"), 0o644)
 	for _, c := range []struct {
-		name, shell string
+		name, shell    string
 		found, nologin bool
 	}{
 		{"mail", "/usr/sbin/nologin", true, true},
@@ -169,10 +169,10 @@ func TestCorrectInstallPasses(t *testing.T) {
 // audit afterwards: the fix is the exact command.
 func TestEachProblemAndItsFix(t *testing.T) {
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(in *install) string // returns the path the finding must name
-		code  int
-		fix   string // a part of the fix
+		code   int
+		fix    string // a part of the fix
 	}{
 		{"spool world-readable", func(in *install) string { chmod(t, in.spool, 0o755); return in.spool }, 77, "chmod"},
 		{"spool owned by root", func(in *install) string { sh(t, "chown root:root "+in.spool); return in.spool }, 77, "chown -R mail:mail"},
