@@ -1,19 +1,23 @@
 package testenv
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"sync"
 	"testing"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
 // Message is what the sink received in one transaction.
 type Message struct {
-	From  string
-	Rcpts []string
-	Data  []byte
+	From     string
+	Rcpts    []string
+	Data     []byte
+	TLS      bool   // the transaction ran over TLS
+	AuthUser string // who authenticated, if anyone
 }
 
 // Sink is a go-smtp server on 127.0.0.1 that records what it is sent.
@@ -27,19 +31,59 @@ type Sink struct {
 	mu   sync.Mutex
 	msgs []Message
 	srv  *smtp.Server
+
+	active    int
+	MaxActive int // most sessions open at once (read under no race after the test)
+	Sessions  int // sessions opened
 }
 
-// NewSink starts a sink that stops when the test ends.
-func NewSink(t testing.TB) *Sink {
+// NewSink starts a sink on a free 127.0.0.1 port; it stops when the test ends.
+func NewSink(t testing.TB) *Sink { return NewSinkWith(t, SinkOptions{}) }
+
+// SinkOptions make a sink more like a real MX or smarthost.
+type SinkOptions struct {
+	Addr     string      // default 127.0.0.1:0
+	TLS      *tls.Config // offer STARTTLS (or speak TLS at once with Implicit)
+	Implicit bool
+	Auth     map[string]string // user -> password: offer AUTH PLAIN/LOGIN
+}
+
+// NewSinkWith starts a sink as o says.
+func NewSinkWith(t testing.TB, o SinkOptions) *Sink {
 	t.Helper()
 	s := &Sink{}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &sinkSession{s: s}, nil
+		s.mu.Lock()
+		s.active++
+		if s.active > s.MaxActive {
+			s.MaxActive = s.active
+		}
+		s.Sessions++
+		s.mu.Unlock()
+		ss := &sinkSession{s: s, conn: c}
+		if o.Auth != nil {
+			return &authSession{sinkSession: ss, users: o.Auth}, nil
+		}
+		return ss, nil
 	}))
 	srv.Domain = "sink.test"
 	srv.EnableSMTPUTF8 = true
 	srv.MaxLineLength = 0
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	srv.TLSConfig = o.TLS
+	if o.TLS != nil && o.Implicit {
+		srv.TLSConfig = nil
+	}
+	addr := o.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var l net.Listener
+	var err error
+	if o.Implicit {
+		l, err = tls.Listen("tcp", addr, o.TLS)
+	} else {
+		l, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +108,34 @@ func (s *Sink) SetReplies(rcpt func(string) error, data func(*Message) error) {
 }
 
 type sinkSession struct {
-	s   *Sink
-	msg Message
+	s        *Sink
+	conn     *smtp.Conn
+	msg      Message
+	authUser string
+}
+
+type authSession struct {
+	*sinkSession
+	users map[string]string
+}
+
+func (a *authSession) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+
+func (a *authSession) Auth(mech string) (sasl.Server, error) {
+	check := func(user, pass string) error {
+		if want, ok := a.users[user]; !ok || want != pass {
+			return smtp.ErrAuthFailed
+		}
+		a.authUser = user
+		return nil
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
+	case sasl.Login:
+		return newLoginServer(check), nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
 }
 
 func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
@@ -92,6 +162,10 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		return err
 	}
 	ss.msg.Data = b
+	if st, ok := ss.conn.TLSConnectionState(); ok && st.HandshakeComplete {
+		ss.msg.TLS = true
+	}
+	ss.msg.AuthUser = ss.authUser
 	ss.s.mu.Lock()
 	f := ss.s.DataReply
 	ss.s.mu.Unlock()
@@ -106,8 +180,13 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	return nil
 }
 
-func (ss *sinkSession) Reset()        { ss.msg = Message{} }
-func (ss *sinkSession) Logout() error { return nil }
+func (ss *sinkSession) Reset() { ss.msg = Message{} }
+func (ss *sinkSession) Logout() error {
+	ss.s.mu.Lock()
+	ss.s.active--
+	ss.s.mu.Unlock()
+	return nil
+}
 
 // Reply builds an SMTP error reply for RcptReply/DataReply.
 func Reply(code int, e1, e2, e3 int, msg string) error {

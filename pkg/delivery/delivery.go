@@ -113,6 +113,9 @@ func New(o Options) *Transport {
 	if o.MXTLS == "" {
 		o.MXTLS = "opportunistic"
 	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 30 * time.Second
+	}
 	if o.Dial == nil {
 		d := &net.Dialer{Timeout: o.ConnectTimeout}
 		o.Dial = d.DialContext
