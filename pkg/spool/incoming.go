@@ -194,16 +194,22 @@ func (s *Spool) Enqueue(env *Envelope, content []byte) error {
 	if err := s.ops.Rename(tmpData, s.path(dirData, env.ID)); err != nil {
 		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
 	}
+	// From here on, a failure withdraws what was done, as Commit does: an
+	// error means "not queued", and the runner makes the bounce again.
 	if err := s.fsyncDir(dirData); err != nil {
+		os.Remove(s.path(dirData, env.ID))
 		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
 	}
 	if err := s.ops.Link(tmpEnv, s.path(dirQueue, env.ID)); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return ErrExists
 		}
+		os.Remove(s.path(dirData, env.ID))
 		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
 	}
 	if err := s.fsyncDir(dirQueue); err != nil {
+		os.Remove(s.path(dirQueue, env.ID))
+		os.Remove(s.path(dirData, env.ID))
 		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
 	}
 	return nil

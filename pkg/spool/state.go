@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -154,17 +155,17 @@ func (s *Spool) Append(id string, recs ...Record) error {
 		return err
 	}
 	p := s.path(dirState, id)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("spool: state %s: %w", id, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	end, err := wholeLines(f)
 	if err != nil {
 		return fmt.Errorf("spool: state %s: %w", id, err)
 	}
 	var b strings.Builder
-	if fi.Size() == 0 {
+	if end == 0 {
 		b.WriteString(stateMagic + "\n")
 	}
 	for _, r := range recs {
@@ -176,10 +177,43 @@ func (s *Spool) Append(id string, recs ...Record) error {
 	if err := s.ops.Fsync(f); err != nil {
 		return fmt.Errorf("spool: state %s: fsync: %w", id, err)
 	}
-	if fi.Size() == 0 {
+	if end == 0 {
 		return s.fsyncDir(dirState)
 	}
 	return nil
+}
+
+// wholeLines drops a last line that has no newline, and leaves f's offset
+// at the end. Such a line is a record whose write was cut short (a crash,
+// a full disk) and never confirmed; ReadState ignores it, so the attempt
+// it describes is made again. Appending after it would glue the next
+// record onto it and spoil that one too.
+func wholeLines(f *os.File) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	end := fi.Size()
+	buf := make([]byte, 4096)
+	for end > 0 {
+		off := max(end-int64(len(buf)), 0)
+		n, err := f.ReadAt(buf[:end-off], off)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			end = off + int64(i) + 1
+			break
+		}
+		end = off
+	}
+	if end != fi.Size() {
+		if err := f.Truncate(end); err != nil {
+			return 0, err
+		}
+	}
+	_, err = f.Seek(end, io.SeekStart)
+	return end, err
 }
 
 // oneLine keeps a remote reply on one line of bounded length.
