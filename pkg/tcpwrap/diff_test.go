@@ -16,14 +16,14 @@ import (
 // the verdict, and for allowed clients the setenv variables and the
 // severity. No disagreement is allowed.
 //
-// TCPWRAP_DIFF_CASES sets the number of cases (default 3000) and
+// TCPWRAP_DIFF_CASES sets the number of cases (default 5000) and
 // TCPWRAP_DIFF_SEED the seed (default fixed), for longer hunts.
 func TestDifferential(t *testing.T) {
 	oracleBinary(t)
-	n := envInt(t, "TCPWRAP_DIFF_CASES", 3000)
+	n := envInt(t, "TCPWRAP_DIFF_CASES", 5000)
 	seed := uint64(envInt(t, "TCPWRAP_DIFF_SEED", 20240601))
 	g := &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
-	base := t.TempDir()
+	base := scratchDir(t)
 
 	cases := make([]genCase, n)
 	ocases := make([]oracleCase, n)
@@ -40,10 +40,25 @@ func TestDifferential(t *testing.T) {
 	results := askOracle(t, ocases)
 
 	disagree := 0
+	var allowed, withEnv, byAllow, byDeny, byDefault int
 	for i, c := range cases {
 		v, err := Check(context.Background(), c.daemon, c.client, Options{AllowFile: c.allow, DenyFile: c.deny, Resolver: c.dns})
 		if err != nil {
 			t.Fatalf("case %d: %v", i, err)
+		}
+		if v.Allow {
+			allowed++
+			if len(v.Env) > 0 {
+				withEnv++
+			}
+		}
+		switch v.File {
+		case "":
+			byDefault++
+		case c.allow:
+			byAllow++
+		default:
+			byDeny++
 		}
 		if why := compare(v, results[i], c.mapped); why != "" {
 			disagree++
@@ -52,6 +67,8 @@ func TestDifferential(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("differential: %d allowed (%d with setenv), %d denied; decided by the allow file %d, the deny file %d, the default %d",
+		allowed, withEnv, n-allowed, byAllow, byDeny, byDefault)
 	t.Logf("differential: %d cases checked against libwrap, %d disagreements", n, disagree)
 	fmt.Printf("tcpwrap differential: %d cases checked against libwrap hosts_access(), %d disagreements\n", n, disagree)
 	if disagree > 0 {

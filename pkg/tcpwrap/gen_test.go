@@ -148,6 +148,17 @@ func (g *gen) dns() *fakeDNS {
 	if g.local.IsValid() && g.chance(0.5) {
 		add(g.local.Addr())
 	}
+	// A name has one canonical name, whatever the address family asked
+	// for (our Resolver's LookupCNAME has no family).
+	canon := map[string]string{}
+	for i, h := range d.hosts {
+		k := strings.ToLower(h.name)
+		if c, ok := canon[k]; ok {
+			d.hosts[i].canon = c
+		} else {
+			canon[k] = h.canon
+		}
+	}
 	return d
 }
 
@@ -163,6 +174,9 @@ func (g *gen) writeTable(name string) string {
 	}
 	if g.chance(0.03) {
 		s = strings.ReplaceAll(s, "\n", "\r\n")
+	}
+	if g.chance(0.15) {
+		s = g.mutate(s)
 	}
 	p := filepath.Join(g.dir, name)
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
@@ -468,7 +482,36 @@ func (g *gen) option() string {
 	case 11:
 		return g.pick("banners /nonexistent/tcpwrap", "banners")
 	case 12:
-		return g.pick("", " ", "bogus", "spawnx", "=", "setenv")
+		return g.pick("", " ", "bogus", "Severity", "=", "setenv")
 	}
 	return g.pick("severity info", "setenv RELAYCLIENT")
+}
+
+// mutate damages text a little: inserted bytes that mean something to the
+// parser (NUL, brackets, colons, backslashes, newlines...), deleted bytes
+// and doubled runs. It cannot spell a command-running option: those words
+// never appear in generated text.
+func (g *gen) mutate(s string) string {
+	const special = "\x00[]:\\\n, @/.*?%\v\t#=\xe9\x80aZ5"
+	b := []byte(s)
+	for n := 1 + g.r.IntN(4); n > 0; n-- {
+		i := 0
+		if len(b) > 0 {
+			i = g.r.IntN(len(b) + 1)
+		}
+		switch g.r.IntN(3) {
+		case 0:
+			b = append(b[:i], append([]byte{special[g.r.IntN(len(special))]}, b[i:]...)...)
+		case 1:
+			if i < len(b) {
+				b = append(b[:i], b[i+1:]...)
+			}
+		default:
+			if i < len(b) {
+				j := i + g.r.IntN(min(8, len(b)-i)+1)
+				b = append(b[:j], append(append([]byte{}, b[i:j]...), b[j:]...)...)
+			}
+		}
+	}
+	return string(b)
 }

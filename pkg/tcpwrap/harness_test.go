@@ -94,6 +94,21 @@ type oracleResult struct {
 	env           map[string]string // variables set
 }
 
+// scratchDir returns a directory for many small files that goes away
+// after the test: in /dev/shm when there is one, since creating thousands
+// of files on a disk file system is what would make the differential test
+// slow, else t.TempDir().
+func scratchDir(t testing.TB) string {
+	t.Helper()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "tcpwrap-test-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
+}
+
 // requireCI is true when a missing oracle must fail the test (on CI).
 func requireCI() bool { return os.Getenv("CI") == "true" }
 

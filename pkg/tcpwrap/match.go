@@ -331,7 +331,7 @@ func (c *checker) hostfileMatch(path string, h *endpoint) bool {
 		return false
 	}
 	c.hostfiles++
-	f, err := os.Open(path)
+	f, err := openRules(path)
 	if err != nil {
 		// libwrap warns unless the file does not exist, and goes on.
 		return false

@@ -2,10 +2,10 @@ package tcpwrap
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"syscall"
 )
 
@@ -76,9 +76,9 @@ func (r tableResult) verdict(inAllowFile bool) Verdict {
 // tableMatch is table_match(): it scans one rule file for the first rule
 // whose daemon list and client list both match, then runs its options.
 func (c *checker) tableMatch(path string) tableResult {
-	f, err := os.Open(path)
+	f, err := openRules(path)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, errNotRegular) {
 			return tableResult{kind: tableNoMatch}
 		}
 		return tableResult{kind: tableError, file: path,
@@ -87,10 +87,10 @@ func (c *checker) tableMatch(path string) tableResult {
 	defer f.Close()
 	r := newLineReader(f)
 	for {
+		line, first, ok := r.xgets(c.ctx)
 		if c.ctx.Err() != nil {
 			return tableResult{kind: tableError, file: path, reason: "interrupted"}
 		}
-		line, first, ok := r.xgets()
 		if !ok {
 			return tableResult{kind: tableNoMatch}
 		}
@@ -165,11 +165,16 @@ func (l *lineReader) fgets(dst []byte) bool {
 // buffer is full, leaving a line with no newline at its end, which the
 // caller takes as an error. It returns the line as C sees it (up to the
 // first NUL) and the number of the physical line it started on.
-func (l *lineReader) xgets() (string, int, bool) {
+func (l *lineReader) xgets(ctx context.Context) (string, int, bool) {
 	var buf [bufLen]byte
 	first := l.line + 1
 	ptr, size := 0, bufLen
 	for {
+		// Lines that C sees as empty (a NUL first) never fill the
+		// buffer, so this loop can run through a whole file.
+		if ctx.Err() != nil {
+			return "", first, false
+		}
 		if !l.fgets(buf[ptr : ptr+size]) {
 			if ptr > 0 {
 				return cstr(buf[:]), first, true
