@@ -42,9 +42,16 @@ func TestDifferential(t *testing.T) {
 	disagree := 0
 	var allowed, withEnv, byAllow, byDeny, byDefault int
 	for i, c := range cases {
-		v, err := Check(context.Background(), c.daemon, c.client, Options{AllowFile: c.allow, DenyFile: c.deny, Resolver: c.dns})
+		o := Options{AllowFile: c.allow, DenyFile: c.deny, Resolver: c.dns, libwrapLookups: true}
+		v, err := Check(context.Background(), c.daemon, c.client, o)
 		if err != nil {
 			t.Fatalf("case %d: %v", i, err)
+		}
+		// Without libwrapLookups some name lookups are skipped; that
+		// must never change a verdict.
+		o.libwrapLookups = false
+		if v2, err := Check(context.Background(), c.daemon, c.client, o); err != nil || v2.Allow != v.Allow || v2.Line != v.Line {
+			t.Errorf("case %d: skipping lookups changed the verdict: %+v, was %+v (%v)", i, v2, v, err)
 		}
 		if v.Allow {
 			allowed++

@@ -60,6 +60,10 @@ type Options struct {
 	// means DefaultLookupTimeout. A lookup that times out has failed, as
 	// a timed-out lookup does in libwrap.
 	LookupTimeout time.Duration
+
+	// libwrapLookups makes name lookups happen exactly where libwrap's
+	// happen, for the differential test; see hostMatch.
+	libwrapLookups bool
 }
 
 // Verdict is the outcome of a Check.
