@@ -233,7 +233,7 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 			return sysexits.Config
 		}
 		r := &runner.Runner{Spool: sp, Config: cfg, Log: log, Deliverer: tr}
-		st, err := r.Pass(ctx)
+		st, err := r.Run(ctx)
 		log.Event(maillog.Info, "pass", "scanned", st.Scanned, "due", st.Due, "sent", st.Sent, "deferred", st.Deferred,
 			"failed", st.Failed, "dsns", st.Bounces+st.Warnings, "removed", st.Removed, "moved_aside", st.MovedAside, "errors", st.Errors)
 		if metrics != "" {

@@ -55,6 +55,35 @@ func (s *Stats) add(f func(*Stats)) {
 	s.mu.Unlock()
 }
 
+// Run makes a pass, then up to two more while passes queue new bounces or
+// warnings, so that those go out now rather than a whole interval later.
+func (r *Runner) Run(ctx context.Context) (*Stats, error) {
+	total := &Stats{}
+	for i := 0; i < 3; i++ {
+		st, err := r.Pass(ctx)
+		total.merge(st, i == 0)
+		if err != nil || st.Bounces+st.Warnings == 0 || ctx.Err() != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (s *Stats) merge(o *Stats, first bool) {
+	if first {
+		s.Scanned, s.Held, s.Oldest = o.Scanned, o.Held, o.Oldest
+	}
+	s.Due += o.Due
+	s.Sent += o.Sent
+	s.Deferred += o.Deferred
+	s.Failed += o.Failed
+	s.Bounces += o.Bounces
+	s.Warnings += o.Warnings
+	s.Removed += o.Removed
+	s.MovedAside += o.MovedAside
+	s.Errors += o.Errors
+}
+
 // Pass handles every message that is due. It stops starting new messages
 // when ctx is done; deliveries under way are finished and recorded first.
 func (r *Runner) Pass(ctx context.Context) (*Stats, error) {

@@ -120,7 +120,10 @@ func (s *Spool) Remove(id string) error {
 	if errors.Is(err, fs.ErrNotExist) {
 		err = os.Remove(s.path(dirHold, id))
 	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("spool: remove %s: %w", id, ErrNotQueued)
+	}
+	if err != nil {
 		return fmt.Errorf("spool: remove %s: %w", id, err)
 	}
 	if err := s.fsyncDir(dirQueue); err != nil {
@@ -130,6 +133,9 @@ func (s *Spool) Remove(id string) error {
 	os.Remove(s.path(dirState, id))
 	return nil
 }
+
+// ErrNotQueued means no message has that ID (any more).
+var ErrNotQueued = errors.New("no such message in the queue")
 
 // MoveAside moves every file of a damaged message to corrupt/, where an
 // admin can look at it; nothing is deleted.

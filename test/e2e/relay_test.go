@@ -329,13 +329,11 @@ func TestSmarthostPermanentFailureBouncesOnlyThatRecipient(t *testing.T) {
 	if _, code := e.Qrun("-once"); code != 69 {
 		t.Errorf("qrun -once with a bounce: want exit 69 (EX_UNAVAILABLE), got %d", code)
 	}
+	// One run delivers the good recipient and then the bounce it queued.
 	msgs := sink.Messages()
-	if len(msgs) != 1 || strings.Join(msgs[0].Rcpts, ",") != "good@remote.example" {
+	if len(msgs) < 1 || strings.Join(msgs[0].Rcpts, ",") != "good@remote.example" {
 		t.Fatalf("want the good recipient delivered alone, got %+v", msgs)
 	}
-	// The bounce was queued in the same pass; the next pass sends it.
-	e.Qrun("-once")
-	msgs = sink.Messages()
 	if len(msgs) != 2 {
 		t.Fatalf("want a bounce delivered, got %d messages", len(msgs))
 	}
