@@ -41,6 +41,7 @@ type Config struct {
 	SMTP     SMTP     `toml:"smtp"`
 	Delivery Delivery `toml:"delivery"`
 	TCPWrap  TCPWrap  `toml:"tcpwrap"`
+	Local    Local    `toml:"local"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `toml:"-"`
@@ -101,6 +102,29 @@ type Delivery struct {
 	Lifetime       Duration `toml:"lifetime"`
 	Interval       Duration `toml:"interval"`
 	MaxBouncesPass int      `toml:"max_bounces_per_pass"`
+}
+
+// Local configures delivery on this host.
+type Local struct {
+	// Domains are delivered here (they are also accepted from anyone).
+	// Empty: nothing is delivered locally; everything is relayed.
+	Domains []string `toml:"domains"`
+	// Aliases is an /etc/aliases-format file; missing means only the
+	// built-in postmaster and MAILER-DAEMON aliases.
+	Aliases string `toml:"aliases"`
+	// Postmaster is where postmaster and MAILER-DAEMON go unless aliased.
+	Postmaster string `toml:"postmaster"`
+	// Mailbox is "mbox", "maildir" or "lmtp".
+	Mailbox     string `toml:"mailbox"`
+	MailSpool   string `toml:"mail_spool"`   // mbox directory, /var/mail
+	MaildirRoot string `toml:"maildir_root"` // Maildir: <root>/<user>/
+	LMTP        string `toml:"lmtp"`         // "unix:/path" or "host:port"
+	// ProgramDir is the allow-list for |program aliases (the smrsh idea):
+	// only programs directly in it run; "" refuses all.
+	ProgramDir     string   `toml:"program_dir"`
+	ProgramTimeout Duration `toml:"program_timeout"`
+	// FileDir is the allow-list for /file aliases; "" refuses all.
+	FileDir string `toml:"file_dir"`
 }
 
 // TCPWrap configures the hosts.allow/hosts.deny check.
@@ -197,6 +221,14 @@ func Default() *Config {
 			MaxConcurrency:    20,
 			MaxPerDestination: 5,
 			DelayWarning:      Duration{4 * time.Hour},
+		},
+		Local: Local{
+			Aliases:        "/etc/aliases",
+			Postmaster:     "root",
+			Mailbox:        "mbox",
+			MailSpool:      "/var/mail",
+			MaildirRoot:    "/var/mail/maildir",
+			ProgramTimeout: Duration{time.Minute},
 		},
 		TCPWrap: TCPWrap{
 			Enabled:   true,
@@ -411,10 +443,64 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 			return bad("must be an absolute path", "tcpwrap", "deny_file")
 		}
 	}
+	if err := c.validateLocal(bad); err != nil {
+		return err
+	}
 	if strings.ContainsAny(c.TCPWrap.Daemon, " \t,:") {
 		return bad("must be one word", "tcpwrap", "daemon")
 	}
 	return nil
+}
+
+func (c *Config) validateLocal(bad func(string, ...string) error) error {
+	l := &c.Local
+	for i, d := range l.Domains {
+		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		if d == "" || strings.ContainsAny(d, " \t@[]<>") {
+			return bad(fmt.Sprintf("%q is not a domain", l.Domains[i]), "local", "domains")
+		}
+		l.Domains[i] = d
+		if !c.SMTP.IsLocalDomain(d) {
+			c.SMTP.LocalDomains = append(c.SMTP.LocalDomains, d)
+		}
+	}
+	switch l.Mailbox {
+	case "mbox", "maildir":
+	case "lmtp":
+		if l.LMTP == "" {
+			return bad(`mailbox = "lmtp" needs lmtp = "unix:/path" or "host:port"`, "local", "lmtp")
+		}
+	default:
+		return bad(`must be "mbox", "maildir" or "lmtp"`, "local", "mailbox")
+	}
+	for _, p := range []struct{ v, key string }{{l.Aliases, "aliases"}, {l.MailSpool, "mail_spool"}, {l.MaildirRoot, "maildir_root"},
+		{l.ProgramDir, "program_dir"}, {l.FileDir, "file_dir"}} {
+		if p.v != "" && !strings.HasPrefix(p.v, "/") {
+			return bad("must be an absolute path", "local", p.key)
+		}
+	}
+	if l.LMTP != "" && !strings.HasPrefix(l.LMTP, "unix:/") {
+		if _, _, err := SplitHostPort(l.LMTP); err != nil {
+			return bad(`must be "unix:/path" or "host:port"`, "local", "lmtp")
+		}
+	}
+	if l.Postmaster == "" || strings.ContainsAny(l.Postmaster, " \t,") {
+		return bad("must name a user or an address", "local", "postmaster")
+	}
+	if l.ProgramTimeout.Duration <= 0 {
+		return bad("must be a positive duration", "local", "program_timeout")
+	}
+	return nil
+}
+
+// IsLocalDelivery reports whether mail for domain is delivered on this host.
+func (l *Local) IsLocalDelivery(domain string) bool {
+	for _, d := range l.Domains {
+		if strings.EqualFold(d, domain) {
+			return true
+		}
+	}
+	return false
 }
 
 // parseNetwork accepts "10.0.0.0/8", "::1/128" and a bare address (one host).
