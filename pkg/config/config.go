@@ -41,6 +41,8 @@ type Config struct {
 	SMTP     SMTP     `toml:"smtp"`
 	Delivery Delivery `toml:"delivery"`
 	TCPWrap  TCPWrap  `toml:"tcpwrap"`
+	TLS      TLS      `toml:"tls"`
+	Auth     Auth     `toml:"auth"`
 	Local    Local    `toml:"local"`
 
 	// Source names where the configuration came from, for messages.
@@ -71,6 +73,10 @@ type SMTP struct {
 	// habit). 0, the default, adds no delay: only input already pending
 	// when the greeting is due is caught.
 	PregreetWait Duration `toml:"pregreet_wait"`
+	// RequireAuth is the submission policy of RFC 6409: MAIL is refused
+	// (530 5.7.0) until the client has authenticated, and the envelope
+	// sender must belong to the authenticated user ([auth.senders]).
+	RequireAuth bool `toml:"require_auth"`
 
 	// Parsed forms, filled by validate.
 	relayPrefixes []netip.Prefix
@@ -136,6 +142,39 @@ type TCPWrap struct {
 	// own name, as tcpd does.
 	Daemon string `toml:"daemon"`
 }
+
+// TLS configures smtp-bs's STARTTLS and implicit TLS. The pair is read
+// when each process starts (one per connection), so a renewed certificate
+// is used from the next connection on.
+type TLS struct {
+	CertFile string `toml:"cert_file"` // PEM, the chain after the leaf
+	KeyFile  string `toml:"key_file"`  // PEM, readable by run_as
+	// Optional: when the pair cannot be loaded, serve without TLS (and log
+	// why) instead of answering every client 421.
+	Optional bool `toml:"optional"`
+	// Implicit: TLS from the first byte (port 465, RFC 8314), as the
+	// -tls-wrapper flag.
+	Implicit bool `toml:"implicit"`
+}
+
+// Auth configures AUTH PLAIN and LOGIN, which are offered only over TLS.
+type Auth struct {
+	// CredentialsFile holds "user:hash" lines (bcrypt or argon2id, made by
+	// smtp-bs -hash-password). Unset: no AUTH.
+	CredentialsFile string `toml:"credentials_file"`
+	// FailureDelay is waited before each failed AUTH is answered.
+	FailureDelay Duration `toml:"failure_delay"`
+	// MaxFailures failed AUTH attempts end the session (421).
+	MaxFailures int `toml:"max_failures"`
+	// Senders maps a user to the envelope senders it may use: whole
+	// addresses, or "@domain" for any address in a domain. A user without
+	// an entry may use its own name when that is an address, or
+	// name@<any local domain>.
+	Senders map[string][]string `toml:"senders"`
+}
+
+// HasTLS reports whether a certificate is configured.
+func (t *TLS) HasTLS() bool { return t.CertFile != "" }
 
 // HostList is a TOML string or array of strings.
 type HostList []string
@@ -234,6 +273,10 @@ func Default() *Config {
 			Enabled:   true,
 			AllowFile: "/etc/hosts.allow",
 			DenyFile:  "/etc/hosts.deny",
+		},
+		Auth: Auth{
+			FailureDelay: Duration{2 * time.Second},
+			MaxFailures:  3,
 		},
 	}
 }
@@ -448,6 +491,52 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 	}
 	if strings.ContainsAny(c.TCPWrap.Daemon, " \t,:") {
 		return bad("must be one word", "tcpwrap", "daemon")
+	}
+	return c.validateTLSAuth(bad)
+}
+
+func (c *Config) validateTLSAuth(bad func(msg string, key ...string) error) error {
+	for _, p := range []struct{ v, key string }{{c.TLS.CertFile, "cert_file"}, {c.TLS.KeyFile, "key_file"}} {
+		if p.v != "" && !strings.HasPrefix(p.v, "/") {
+			return bad("must be an absolute path", "tls", p.key)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		if c.TLS.CertFile == "" {
+			return bad("key_file is set: cert_file must be set too", "tls", "cert_file")
+		}
+		return bad("cert_file is set: key_file must be set too", "tls", "key_file")
+	}
+	if c.TLS.Implicit && c.TLS.CertFile == "" {
+		return bad("implicit TLS needs cert_file and key_file", "tls", "implicit")
+	}
+	if f := c.Auth.CredentialsFile; f != "" && !strings.HasPrefix(f, "/") {
+		return bad("must be an absolute path", "auth", "credentials_file")
+	}
+	if d := c.Auth.FailureDelay.Duration; d < 0 || d >= c.SMTP.CommandTimeout.Duration {
+		return bad("must be 0 or more and shorter than [smtp] command_timeout", "auth", "failure_delay")
+	}
+	if c.Auth.MaxFailures <= 0 {
+		return bad("must be positive", "auth", "max_failures")
+	}
+	for user, senders := range c.Auth.Senders {
+		if user == "" || strings.ContainsAny(user, ": \t") {
+			return bad(fmt.Sprintf("%q is not a user name", user), "auth", "senders", user)
+		}
+		for _, s := range senders {
+			_, domain, ok := strings.Cut(s, "@")
+			if !ok || domain == "" || strings.ContainsAny(s, " \t<>") || strings.Contains(domain, "@") {
+				return bad(fmt.Sprintf("%q is neither an address nor @domain", s), "auth", "senders", user)
+			}
+		}
+	}
+	if c.SMTP.RequireAuth {
+		if c.Auth.CredentialsFile == "" {
+			return bad("needs [auth] credentials_file: nobody could send", "smtp", "require_auth")
+		}
+		if c.TLS.CertFile == "" {
+			return bad("needs [tls] cert_file and key_file: AUTH is offered only over TLS", "smtp", "require_auth")
+		}
 	}
 	return nil
 }
