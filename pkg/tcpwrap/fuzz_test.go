@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,7 @@ func FuzzCheck(f *testing.F) {
 		f.Add(tc.allow, tc.deny, tc.client, tc.user)
 	}
 	f.Fuzz(func(t *testing.T, allowText, denyText, client, user string) {
-		dir := t.TempDir()
+		dir := scratchDir(t)
 		write := func(name, s string) string {
 			p := filepath.Join(dir, name)
 			s = strings.ReplaceAll(s, "$DIR", dir)
@@ -98,4 +100,84 @@ func FuzzMatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFuzzCorpusAgainstLibwrap replays the committed FuzzCheck corpus
+// (inputs the fuzzer found interesting) through libwrap too: the verdicts
+// must agree. Inputs libwrap cannot safely be given are left out: those
+// with command options or "/path" patterns (which may name any file).
+func TestFuzzCorpusAgainstLibwrap(t *testing.T) {
+	oracleBinary(t)
+	corpus := filepath.Join("testdata", "fuzz", "FuzzCheck")
+	ents, err := os.ReadDir(corpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsafe := regexp.MustCompile(`(?i)spawn|twist|aclexec|banners|(^|[\s,:@])/`)
+	base := scratchDir(t)
+	var cases []oracleCase
+	var ours []Verdict
+	var names []string
+	for i, e := range ents {
+		args, err := readCorpusStrings(filepath.Join(corpus, e.Name()))
+		if err != nil {
+			t.Fatalf("%s: %v", e.Name(), err)
+		}
+		if len(args) != 4 || unsafe.MatchString(args[0]+"\n"+args[1]) {
+			continue
+		}
+		dir := filepath.Join(base, strconv.Itoa(i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		allow := writeFile(t, dir, "allow", args[0])
+		deny := writeFile(t, dir, "deny", args[1])
+		var cl Client
+		cl.Addr, _ = netip.ParseAddr(args[2])
+		if cl.Addr.Zone() != "" {
+			continue // zone names are not comparable across the two
+		}
+		cl.User = truncate(args[3], stringLength-1)
+		cl.Local = netip.MustParseAddrPort("192.0.2.25:25")
+		dns := &fakeDNS{
+			ptr: []fakePTR{{netip.MustParseAddr("192.0.2.1"), "mx.example.org"},
+				{netip.MustParseAddr("2001:db8::1"), "v6.example.org"}},
+			hosts: []fakeHost{{"mx.example.org", "mx.example.org", netip.MustParseAddr("192.0.2.1")}},
+		}
+		v, err := Check(context.Background(), "smtp-bs", cl, Options{AllowFile: allow, DenyFile: deny, Resolver: dns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours = append(ours, v)
+		names = append(names, e.Name())
+		cases = append(cases, oracleCase{daemon: "smtp-bs", allow: allow, deny: deny, client: cl.Addr,
+			local: cl.Local, user: cl.User, dns: dns})
+	}
+	results := askOracle(t, cases)
+	for i, r := range results {
+		if r.allow != ours[i].Allow {
+			t.Errorf("%s: Allow = %v, libwrap %v (%s)", names[i], ours[i].Allow, r.allow, ours[i].Reason)
+		}
+	}
+	t.Logf("%d fuzz corpus inputs checked against libwrap", len(results))
+}
+
+// readCorpusStrings reads the string arguments of a Go fuzz corpus file.
+func readCorpusStrings(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range strings.Split(string(data), "\n")[1:] {
+		if !strings.HasPrefix(l, "string(") {
+			continue
+		}
+		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(l, "string("), ")"))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
