@@ -15,6 +15,9 @@ LDFLAGS  = -X main.version=$(VERSION)
 # instead of stalling CI.
 TEST_TIMEOUT = 10m
 
+# Where make puts the binaries (and make install takes them from).
+BIN     ?= bin
+
 PREFIX  ?= /usr/local
 DESTDIR ?=
 export PREFIX DESTDIR
@@ -23,17 +26,17 @@ export PREFIX DESTDIR
 
 all: build
 
-build: bin/smtp-bs bin/qrun
+build: $(BIN)/smtp-bs $(BIN)/qrun
 
 # Always handed to go build, which knows better than make what changed.
-bin/%: FORCE
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $@ ./cmd/$*
+$(BIN)/%: FORCE
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $@ ./cmd/$*
 
 test:
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 
 install: build
-	sh contrib/install.sh install
+	BUILD=$(BIN) sh contrib/install.sh install
 
 uninstall:
 	sh contrib/install.sh uninstall
@@ -45,4 +48,4 @@ vet:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin
+	rm -rf $(BIN)

@@ -7,8 +7,12 @@
 // the lockfile likewise; the config is readable by the run user and
 // writable only by root (root:mail 0640), in a directory only root may
 // change (root:mail 0750); the binaries are root's, not writable by the run
-// user and without setuid or setgid bits; and no directory above any of
-// these can be changed by anyone but root.
+// user and without setuid or setgid bits; the files the config names are
+// as they should be (hosts.allow and hosts.deny, aliases and certificate
+// root's and readable by the run user; the TLS key and AUTH credentials
+// secrets of root and the run user's group; the smarthost password the run
+// user's alone; the |program directory root's); and no directory above any
+// of these can be changed by anyone but root.
 //
 // An audit only reads: it never changes a file. It works as root and as the
 // run user (both programs run it before they drop privileges); as any other
@@ -130,14 +134,15 @@ type Audit struct {
 // auditor carries one run of an audit.
 type auditor struct {
 	*Audit
-	id      *who // nil when the run user could not be resolved
-	rep     Report
-	chained map[string]bool // directories whose ancestry was checked
+	id       *who // nil when the run user could not be resolved
+	rep      Report
+	chained  map[string]bool // directories whose ancestry was checked
+	reported map[string]bool // paths with a finding
 }
 
 // Run performs the audit. It changes nothing.
 func (a *Audit) Run() *Report {
-	au := &auditor{Audit: a, chained: map[string]bool{}}
+	au := &auditor{Audit: a, chained: map[string]bool{}, reported: map[string]bool{}}
 	if au.Lookup == nil {
 		au.Lookup = privilege.Lookup
 	}
@@ -152,10 +157,12 @@ func (a *Audit) Run() *Report {
 	}
 	au.tcpwrap()
 	au.authFile()
+	au.files()
 	return &au.rep
 }
 
 func (au *auditor) fail(k Kind, path, problem, fix string) {
+	au.reported[path] = true
 	au.rep.Findings = append(au.rep.Findings, Finding{Kind: k, Path: path, Problem: problem, Fix: fix})
 }
 
@@ -365,8 +372,10 @@ func (au *auditor) spoolFiles(dir string) {
 			return nil
 		})
 		if err != nil {
-			au.fail(Permission, top, fmt.Sprintf("cannot look inside as %s: %v", whoami(), err),
-				"run the check as root or as the run user")
+			if au.reported[top] {
+				continue // its owner or mode is wrong; the fix for that comes first
+			}
+			au.fail(Permission, top, fmt.Sprintf("cannot look inside as %s (%v): run -check as root", whoami(), err), "")
 			continue
 		}
 		if len(foreign) > 0 && au.id != nil {
@@ -446,34 +455,92 @@ func (au *auditor) binary(path string) {
 }
 
 // tcpwrap: the rule files, when they exist, are readable by the run user
-// (an unreadable file counts as empty: every client would get in) and not
-// writable by it (it could let anyone in).
+// (an unreadable file counts as empty: every client would get in) and
+// writable by root alone (anyone else could let anyone in).
 func (au *auditor) tcpwrap() {
-	if !au.Config.TCPWrap.Enabled || au.id == nil {
+	if !au.Config.TCPWrap.Enabled {
 		return
 	}
 	for _, p := range []string{au.Config.TCPWrap.AllowFile, au.Config.TCPWrap.DenyFile} {
-		if _, err := os.Stat(p); os.IsNotExist(err) {
-			continue
-		}
-		st, ok := au.stat(p)
-		if !ok {
-			continue
-		}
-		var bad []string
-		if st.Uid != 0 || st.Mode&0o022 != 0 {
-			bad = append(bad, fmt.Sprintf("writable by someone but root (%s %s): they could let anyone in", owner(st), perm(st)))
-		}
-		if !au.id.can(st, 0o4) {
-			bad = append(bad, fmt.Sprintf("%s cannot read it (%s %s): an unreadable rule file counts as empty", au.id.Name, owner(st), perm(st)))
-		}
-		if len(bad) > 0 {
-			au.fail(Permission, p, strings.Join(bad, "; "),
-				fmt.Sprintf("chown root:root %s && chmod 0644 %s", quote(p), quote(p)))
-			continue
-		}
-		au.ok("tcpwrap rules %s: %s %s", p, owner(st), perm(st))
+		au.rootFile("tcpwrap rules", p, false, true)
 	}
+}
+
+// files: what the config names besides the spool. Root's files the run
+// user reads: the aliases (whoever changes them redirects mail), the TLS
+// certificate; and secrets, readable by root and the run user's group
+// only: the TLS key and the AUTH credentials. The program directory of
+// |program aliases is root's alone: whoever can put a program there makes
+// mail run it.
+func (au *auditor) files() {
+	c := au.Config
+	au.rootFile("TLS certificate", c.TLS.CertFile, false, false)
+	au.rootFile("TLS key", c.TLS.KeyFile, true, false)
+	au.rootFile("AUTH credentials", c.Auth.CredentialsFile, true, false)
+	if len(c.Local.Domains) == 0 {
+		return // no local delivery: aliases and programs are not used
+	}
+	au.rootFile("aliases", c.Local.Aliases, false, true)
+	if d := c.Local.ProgramDir; d != "" {
+		if _, err := os.Stat(d); os.IsNotExist(err) {
+			au.note("program_dir %s does not exist: no |program alias can run", d)
+			return
+		}
+		d = au.real(d)
+		au.ancestry(d)
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			au.fail(Permission, d, fmt.Sprintf("cannot list it as %s (%v)", whoami(), err), "")
+			return
+		}
+		for _, e := range ents {
+			p := filepath.Join(d, e.Name())
+			if st, ok := au.lstat(p); ok && (st.Uid != 0 || st.Mode&0o022 != 0) {
+				au.fail(Permission, p, fmt.Sprintf("%s %s: someone but root can change a program mail runs", owner(st), perm(st)),
+					fmt.Sprintf("chown root:root %s && chmod go-w %s", quote(p), quote(p)))
+			}
+		}
+		au.ok("program_dir %s: root's, %s", d, count(len(ents), "program"))
+	}
+}
+
+// rootFile checks a file only root may change and the run user must read;
+// secret ones are closed to others too. optional ones may be missing.
+func (au *auditor) rootFile(what, p string, secret, optional bool) {
+	if p == "" || au.id == nil {
+		return
+	}
+	if _, err := os.Stat(p); os.IsNotExist(err) {
+		if !optional {
+			au.fail(Config, p, fmt.Sprintf("the %s file does not exist", what), "")
+		}
+		return
+	}
+	p = au.real(p)
+	au.ancestry(filepath.Dir(p))
+	st, ok := au.stat(p)
+	if !ok {
+		return
+	}
+	var bad []string
+	if st.Uid != 0 || st.Mode&0o022 != 0 {
+		bad = append(bad, fmt.Sprintf("writable by someone but root (%s %s)", owner(st), perm(st)))
+	}
+	if !au.id.can(st, 0o4) {
+		bad = append(bad, fmt.Sprintf("%s cannot read it (%s %s)", au.id.Name, owner(st), perm(st)))
+	}
+	if secret && st.Mode&0o007 != 0 {
+		bad = append(bad, fmt.Sprintf("open to everyone (mode %s): it is a secret", perm(st)))
+	}
+	if len(bad) == 0 {
+		au.ok("%s %s: %s %s", what, p, owner(st), perm(st))
+		return
+	}
+	fix := fmt.Sprintf("chown root:root %s && chmod 0644 %s", quote(p), quote(p))
+	if secret {
+		fix = fmt.Sprintf("chown root:%s %s && chmod 0640 %s", au.groupName(), quote(p), quote(p))
+	}
+	au.fail(Permission, p, strings.Join(bad, "; "), fix)
 }
 
 // authFile: the smarthost password, when configured, is the run user's
@@ -544,7 +611,7 @@ func (au *auditor) statWith(p string, f func(string) (os.FileInfo, error)) (*sys
 		if os.IsNotExist(err) {
 			au.fail(Permission, p, "does not exist", "")
 		} else {
-			au.fail(Permission, p, fmt.Sprintf("cannot inspect as %s: %v", whoami(), err), "run the check as root or as the run user")
+			au.fail(Permission, p, fmt.Sprintf("cannot inspect as %s (%v): run -check as root", whoami(), err), "")
 		}
 		return nil, false
 	}

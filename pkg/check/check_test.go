@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,6 +95,7 @@ func TestQuote(t *testing.T) {
 // root:mail 0750, the config root:mail 0640, the spool mail:mail 0700.
 type install struct {
 	root, etc, conf, spool, bin, allow, deny, auth string
+	cert, key, creds, aliases, progs               string
 }
 
 func newInstall(t *testing.T) *install {
@@ -113,9 +115,33 @@ func newInstall(t *testing.T) *install {
 		auth:  filepath.Join(r, "etc", "smtp-bs", "auth"),
 	}
 	in.conf = filepath.Join(in.etc, "smtp-bs.toml")
+	in.cert, in.key, in.creds = filepath.Join(in.etc, "cert.pem"), filepath.Join(in.etc, "key.pem"), filepath.Join(in.etc, "credentials")
+	in.aliases, in.progs = filepath.Join(r, "etc", "aliases"), filepath.Join(r, "etc", "smrsh")
 	mkdir(t, in.etc, 0o750, "root:mail")
 	mkdir(t, in.bin, 0o755, "root:root")
-	write(t, in.conf, "[spool]\ndir = \""+in.spool+"\"\n[delivery]\nauth_file = \""+in.auth+"\"\n[tcpwrap]\nallow_file = \""+in.allow+"\"\ndeny_file = \""+in.deny+"\"\n", 0o640, "root:mail")
+	mkdir(t, in.progs, 0o755, "root:root")
+	write(t, in.conf, fmt.Sprintf(`[spool]
+dir = %q
+[delivery]
+auth_file = %q
+[tcpwrap]
+allow_file = %q
+deny_file = %q
+[tls]
+cert_file = %q
+key_file = %q
+[auth]
+credentials_file = %q
+[local]
+domains = ["local.test"]
+aliases = %q
+program_dir = %q
+`, in.spool, in.auth, in.allow, in.deny, in.cert, in.key, in.creds, in.aliases, in.progs), 0o640, "root:mail")
+	write(t, in.cert, "cert", 0o644, "root:root")
+	write(t, in.key, "key", 0o640, "root:mail")
+	write(t, in.creds, "user:hash", 0o640, "root:mail")
+	write(t, in.aliases, "postmaster: root\n", 0o644, "root:root")
+	write(t, filepath.Join(in.progs, "vacation"), "#!/bin/sh\n", 0o755, "root:root")
 	write(t, in.allow, "smtp-bs: 127.0.0.1\n", 0o644, "root:root")
 	write(t, in.deny, "smtp-bs: ALL\n", 0o644, "root:root")
 	write(t, in.auth, "user:secret\n", 0o600, "mail:mail")
@@ -241,6 +267,21 @@ func TestEachProblemAndItsFix(t *testing.T) {
 		{"hosts.allow writable by mail", func(in *install) string { sh(t, "chown mail "+in.allow); return in.allow }, 77, "chown root:root"},
 		{"hosts.deny unreadable by mail", func(in *install) string { chmod(t, in.deny, 0o600); return in.deny }, 77, "chmod 0644"},
 		{"auth file readable by others", func(in *install) string { chmod(t, in.auth, 0o640); return in.auth }, 77, "chmod 0600"},
+		{"TLS key readable by everyone", func(in *install) string { chmod(t, in.key, 0o644); return in.key }, 77, "chmod 0640"},
+		{"TLS key owned by mail", func(in *install) string { sh(t, "chown mail "+in.key); return in.key }, 77, "chown root:mail"},
+		{"TLS certificate unreadable by mail", func(in *install) string { chmod(t, in.cert, 0o600); return in.cert }, 77, "chmod 0644"},
+		{"credentials readable by everyone", func(in *install) string { chmod(t, in.creds, 0o644); return in.creds }, 77, "chmod 0640"},
+		{"aliases writable by group mail", func(in *install) string {
+			sh(t, "chgrp mail "+in.aliases)
+			chmod(t, in.aliases, 0o664)
+			return in.aliases
+		}, 77, "chown root:root"},
+		{"program writable by mail", func(in *install) string {
+			p := filepath.Join(in.progs, "vacation")
+			sh(t, "chown mail "+p)
+			return p
+		}, 77, "chown root:root"},
+		{"program directory writable by mail", func(in *install) string { sh(t, "chown mail "+in.progs); return in.progs }, 77, "chmod go-w"},
 		{"auth file owned by root", func(in *install) string { sh(t, "chown root:root "+in.auth); return in.auth }, 77, "chown mail:mail"},
 	}
 	for _, c := range cases {
