@@ -202,3 +202,19 @@ func writeFile(t *testing.T, dir, name, content string) string {
 	}
 	return p
 }
+
+// A pattern built to make a backtracking matcher take exponential time
+// finishes at once.
+func TestWildcardWorstCase(t *testing.T) {
+	start := time.Now()
+	s := strings.Repeat("a", 127)
+	if wildcardMatch(s, strings.Repeat("*a", 60)+"*b") {
+		t.Error("matched")
+	}
+	if !wildcardMatch(s, strings.Repeat("*a", 60)+"*") {
+		t.Error("did not match")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v", d)
+	}
+}

@@ -243,24 +243,30 @@ func maskedMatch4(net, mask, addr string) bool {
 // memoized here so a pattern full of stars cannot take exponential time.
 func wildcardMatch(s, pat string) bool {
 	w := ylo{s: s, p: pat}
-	return w.match(0, 0)
+	return w.run(0, 0)
 }
 
 type ylo struct {
 	s, p string
-	memo map[[2]int]bool
+	// memo holds the result of each (si, pi) tried: 0 unknown, 1 no,
+	// 2 yes. Subjects are at most 127 bytes and words at most 8191, so it
+	// stays around a megabyte at worst; it is only made on recursion.
+	memo []int8
 }
 
 func (w *ylo) match(si, pi int) bool {
-	key := [2]int{si, pi}
-	if r, ok := w.memo[key]; ok {
-		return r
+	if w.memo == nil {
+		w.memo = make([]int8, (len(w.s)+1)*(len(w.p)+1))
+	}
+	k := si*(len(w.p)+1) + pi
+	if r := w.memo[k]; r != 0 {
+		return r == 2
 	}
 	r := w.run(si, pi)
-	if w.memo == nil {
-		w.memo = map[[2]int]bool{}
+	w.memo[k] = 1
+	if r {
+		w.memo[k] = 2
 	}
-	w.memo[key] = r
 	return r
 }
 
