@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"os"
 	"regexp"
@@ -131,6 +132,10 @@ type Local struct {
 	ProgramTimeout Duration `toml:"program_timeout"`
 	// FileDir is the allow-list for /file aliases; "" refuses all.
 	FileDir string `toml:"file_dir"`
+	// SubmitTo is the host:port where the sendmail command hands local
+	// submissions to smtp-bs over SMTP (the way sendmail 8.12's MSP relays
+	// to the local MTA), so submitting needs no privilege.
+	SubmitTo string `toml:"submit_to"`
 }
 
 // TCPWrap configures the hosts.allow/hosts.deny check.
@@ -268,6 +273,7 @@ func Default() *Config {
 			MailSpool:      "/var/mail",
 			MaildirRoot:    "/var/mail/maildir",
 			ProgramTimeout: Duration{time.Minute},
+			SubmitTo:       "127.0.0.1:25",
 		},
 		TCPWrap: TCPWrap{
 			Enabled:   true,
@@ -579,7 +585,16 @@ func (c *Config) validateLocal(bad func(string, ...string) error) error {
 	if l.ProgramTimeout.Duration <= 0 {
 		return bad("must be a positive duration", "local", "program_timeout")
 	}
+	if h, p, err := net.SplitHostPort(l.SubmitTo); err != nil || h == "" || !validPort(p) {
+		return bad(`must be "host:port", e.g. "127.0.0.1:25"`, "local", "submit_to")
+	}
 	return nil
+}
+
+// validPort reports whether p is a decimal port number from 1 to 65535.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n > 0 && n <= 65535 && strings.Trim(p, "0123456789") == ""
 }
 
 // IsLocalDelivery reports whether mail for domain is delivered on this host.
