@@ -21,6 +21,7 @@ import (
 	"smtp-bs/pkg/check"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/delivery"
+	"smtp-bs/pkg/mailbox"
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/privilege"
 	"smtp-bs/pkg/runner"
@@ -232,7 +233,11 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 			fmt.Fprintln(os.Stderr, "qrun:", err)
 			return sysexits.Config
 		}
-		r := &runner.Runner{Spool: sp, Config: cfg, Log: log, Deliverer: tr}
+		var d delivery.Deliverer = tr
+		if len(cfg.Local.Domains) > 0 {
+			d = &mailbox.Local{Config: cfg, Remote: tr, Spool: sp}
+		}
+		r := &runner.Runner{Spool: sp, Config: cfg, Log: log, Deliverer: d}
 		st, err := r.Run(ctx)
 		log.Event(maillog.Info, "pass", "scanned", st.Scanned, "due", st.Due, "sent", st.Sent, "deferred", st.Deferred,
 			"failed", st.Failed, "dsns", st.Bounces+st.Warnings, "removed", st.Removed, "moved_aside", st.MovedAside, "errors", st.Errors)

@@ -25,6 +25,7 @@ import (
 
 	"smtp-bs/pkg/address"
 	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/mailbox"
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/spool"
 )
@@ -185,6 +186,7 @@ var (
 	errBareEOL       = reply(554, smtp.EnhancedCode{5, 6, 0}, "Message contains bare CR or LF line endings (not accepted, see RFC 5321 2.3.8)")
 	errNUL           = reply(554, smtp.EnhancedCode{5, 6, 0}, "Message contains NUL characters")
 	errLoop          = reply(554, smtp.EnhancedCode{5, 4, 6}, "Too many hops (Received headers), mail loop?")
+	errUnknownUser   = reply(550, smtp.EnhancedCode{5, 1, 1}, "User unknown in local recipient table")
 	errSourceRoute   = reply(553, smtp.EnhancedCode{5, 1, 0}, "Source routes are not accepted")
 	errNeedUTF8      = reply(553, smtp.EnhancedCode{5, 6, 7}, "Non-ASCII address requires SMTPUTF8")
 )
@@ -257,6 +259,14 @@ func (b *backend) Rcpt(to string, opts *smtp.RcptOptions) error {
 	postmaster := strings.EqualFold(a.Local, "postmaster") && (local || strings.EqualFold(a.Domain, cfg.Hostname))
 	if !local && !postmaster && !b.relay {
 		return b.refuse("rcpt", errRelayDenied, "from", *b.from, "rcpt", a)
+	}
+	if cfg.Local.IsLocalDelivery(a.Domain) && !postmaster {
+		if err := mailbox.Known(cfg, a.Local); errors.Is(err, mailbox.ErrUnknownRecipient) {
+			return b.refuse("rcpt", errUnknownUser, "from", *b.from, "rcpt", a)
+		} else if err != nil {
+			b.srv.Log.Event(maillog.Error, "error", "stage", "rcpt", "rcpt", a, "err", err)
+			return errLocal
+		}
 	}
 	for _, r := range b.rcpts {
 		if r == a.String() {
