@@ -21,7 +21,10 @@ var maildirSeq atomic.Int64
 // Maildir reader expects. Line endings become LF, as Maildir readers want.
 func DeliverMaildir(dir, hostname string, header []byte, msg io.Reader, now time.Time) error {
 	for _, sub := range []string{"", "tmp", "new", "cur"} {
-		if err := os.Mkdir(filepath.Join(dir, sub), 0o770); err != nil && !errors.Is(err, os.ErrExist) {
+		p := filepath.Join(dir, sub)
+		if err := os.Mkdir(p, 0o770); err == nil {
+			os.Chmod(p, 0o770) // past the umask: the user reads it through group mail
+		} else if !errors.Is(err, os.ErrExist) {
 			return temp("maildir %s: %w", dir, err)
 		}
 	}
@@ -31,6 +34,7 @@ func DeliverMaildir(dir, hostname string, header []byte, msg io.Reader, now time
 	if err != nil {
 		return temp("maildir %s: %w", dir, err)
 	}
+	f.Chmod(0o660)
 	ok := false
 	defer func() {
 		if !ok {

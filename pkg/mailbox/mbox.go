@@ -50,14 +50,20 @@ const (
 type MboxOptions struct {
 	UID       int  // the mailbox owner, for a new file and the ownership check; -1: any
 	NoDotLock bool // for file targets in directories we may not write
+	// LockWait is how long to wait for another program's locks; 0 means 5s.
+	LockWait time.Duration
 }
 
 // AppendMbox appends one message to the mbox file at path: a "From " line,
 // then the message with LF line endings and ">From " quoting (mboxrd),
 // then a blank line. A failed append is rolled back to the old size.
 func AppendMbox(path string, o MboxOptions, from string, header []byte, msg io.Reader, now time.Time) (err error) {
+	tries := lockTries
+	if o.LockWait > 0 {
+		tries = int(o.LockWait / lockPause)
+	}
 	if !o.NoDotLock {
-		unlock, err := dotLock(path + ".lock")
+		unlock, err := dotLock(path+".lock", tries)
 		if err != nil {
 			return err
 		}
@@ -68,7 +74,7 @@ func AppendMbox(path string, o MboxOptions, from string, header []byte, msg io.R
 		return err
 	}
 	defer f.Close()
-	if err := lockFile(f); err != nil {
+	if err := lockFile(f, tries); err != nil {
 		return err
 	}
 	fi, err := f.Stat()
@@ -171,6 +177,9 @@ func openMbox(path string, uid int) (*os.File, bool, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o660)
 		created = err == nil
+		if created {
+			f.Chmod(0o660) // whatever the umask: the user reads it through group mail
+		}
 		if created && uid >= 0 {
 			// Only root may give the file to its user; without that it
 			// stays ours (group mail) and -check says how to fix it.
@@ -203,14 +212,14 @@ func openMbox(path string, uid int) (*os.File, bool, error) {
 }
 
 // lockFile takes flock and fcntl write locks, waiting a bounded time.
-func lockFile(f *os.File) error {
+func lockFile(f *os.File, tries int) error {
 	fd := int(f.Fd())
 	for i := 0; ; i++ {
 		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
 			break
 		}
-		if i >= lockTries {
+		if i >= tries {
 			return temp("mailbox %s is locked (flock) by another program", f.Name())
 		}
 		time.Sleep(lockPause)
@@ -221,7 +230,7 @@ func lockFile(f *os.File) error {
 		if err == nil {
 			return nil
 		}
-		if i >= lockTries {
+		if i >= tries {
 			return temp("mailbox %s is locked (fcntl) by another program", f.Name())
 		}
 		time.Sleep(lockPause)
@@ -230,7 +239,7 @@ func lockFile(f *os.File) error {
 
 // dotLock creates name exclusively; a lock older than staleLock is taken
 // over. It returns the function that removes the lock.
-func dotLock(name string) (func(), error) {
+func dotLock(name string, tries int) (func(), error) {
 	for i := 0; ; i++ {
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o444)
 		if err == nil {
@@ -248,7 +257,7 @@ func dotLock(name string) (func(), error) {
 			os.Remove(name)
 			continue
 		}
-		if i >= lockTries {
+		if i >= tries {
 			return nil, temp("mailbox is locked by another program (%s)", name)
 		}
 		time.Sleep(lockPause)

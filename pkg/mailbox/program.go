@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -40,6 +41,9 @@ func RunProgram(ctx context.Context, dir, command string, env []string, msg io.R
 	var stderr bytes.Buffer
 	cmd.Stderr = &limited{w: &stderr, n: 512}
 	cmd.Stdout = io.Discard
+	// The program's own children go too when it is stopped.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	err = cmd.Run()
 	if err == nil {
