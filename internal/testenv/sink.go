@@ -9,6 +9,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"smtp-bs/pkg/auth"
 )
 
 // Message is what the sink received in one transaction.
@@ -133,7 +135,7 @@ func (a *authSession) Auth(mech string) (sasl.Server, error) {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
 	case sasl.Login:
-		return newLoginServer(check), nil
+		return auth.NewLoginServer(check), nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
