@@ -59,6 +59,8 @@ func (r tableResult) verdict(inAllowFile bool) Verdict {
 	switch r.kind {
 	case tableJump:
 		v.Allow = r.allow
+	case tableError:
+		v.Reason = "denied: " + r.reason
 	case tableMatch:
 		v.Allow = inAllowFile
 		verb := "denied"
