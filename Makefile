@@ -1,5 +1,5 @@
 # smtp-bs: the targets a newcomer guesses.
-#   make              build bin/smtp-bs and bin/qrun (static, version baked in)
+#   make              build bin/smtp-bs, bin/qrun and the other cmd/ (static, version baked in)
 #   make test         the whole test suite (the one test command; .ci/run runs it)
 #   make install      install (see contrib/install.sh; DESTDIR= and PREFIX= work)
 #   make uninstall    undo make install; keeps a spool that holds mail, and an edited config
@@ -26,7 +26,10 @@ export PREFIX DESTDIR
 
 all: build
 
-build: $(BIN)/smtp-bs $(BIN)/qrun
+# Every command under cmd/ (smtp-bs, qrun, and any added since).
+CMDS = $(notdir $(wildcard cmd/*))
+
+build: $(addprefix $(BIN)/,$(CMDS))
 
 # Always handed to go build, which knows better than make what changed.
 $(BIN)/%: FORCE
