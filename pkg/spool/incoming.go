@@ -160,6 +160,7 @@ func (s *Spool) Enqueue(env *Envelope, content []byte) error {
 	if err := cleanName(env.ID); err != nil {
 		return err
 	}
+	defer s.lockID(env.ID)()
 	env.Size = int64(len(content))
 	tmpData, tmpEnv := s.path(dirTmp, env.ID+".data"), s.path(dirTmp, env.ID+".env")
 	os.Remove(tmpData)

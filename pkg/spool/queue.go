@@ -116,6 +116,7 @@ func (s *Spool) Remove(id string) error {
 	if err := cleanName(id); err != nil {
 		return err
 	}
+	defer s.lockID(id)()
 	err := os.Remove(s.path(dirQueue, id))
 	if errors.Is(err, fs.ErrNotExist) {
 		err = os.Remove(s.path(dirHold, id))
@@ -143,6 +144,7 @@ func (s *Spool) MoveAside(id string) error {
 	if err := cleanName(id); err != nil {
 		return err
 	}
+	defer s.lockID(id)()
 	var first error
 	for _, d := range []string{dirQueue, dirHold, dirData, dirState} {
 		if err := s.moveAside(d, id, id+"."+d); err != nil && first == nil {

@@ -24,6 +24,7 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -85,7 +86,14 @@ func (o *Ops) fill() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if failpointHook != nil {
+		failpointHook(o)
+	}
 }
+
+// failpointHook is set only in builds with the failpoint tag, for the
+// crash tests (failpoint.go); in a normal build it is nil.
+var failpointHook func(*Ops)
 
 // Spool is an open spool directory.
 type Spool struct {
@@ -94,6 +102,14 @@ type Spool struct {
 
 	mu     sync.Mutex
 	lastID int64 // microseconds of the last ID this process made
+
+	// idLocks serialise, within one process, the calls that create or
+	// remove a given queue ID (Enqueue, Remove, MoveAside). qrun handles
+	// messages concurrently, and a bounce queued again after a crash
+	// (its ID is derived from the original's) can share its ID with the
+	// copy being delivered and removed at that very moment: Remove's
+	// unlink of data/ID must not hit the new copy's data.
+	idLocks [64]sync.Mutex
 }
 
 // Open returns the spool at dir. It does not create anything: smtp-bs and
@@ -126,6 +142,15 @@ func Create(dir string, ops Ops) (*Spool, error) {
 		}
 	}
 	return Open(dir, ops)
+}
+
+// lockID takes the lock of id and returns its release.
+func (s *Spool) lockID(id string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	m := &s.idLocks[h.Sum32()%uint32(len(s.idLocks))]
+	m.Lock()
+	return m.Unlock
 }
 
 // Subdirs lists the spool's subdirectories, for -check.
