@@ -181,6 +181,10 @@ func explain(cfg *config.Config, tr *delivery.Transport, addr string) int {
 		fmt.Printf("<%s>: refused: not an address of the form user@domain\n", addr)
 		return sysexits.DataErr
 	}
+	if cfg.Local.IsLocalDelivery(addr[at+1:]) {
+		fmt.Print(mailbox.Explain(cfg, addr))
+		return sysexits.OK
+	}
 	if cfg.SMTP.IsLocalDomain(addr[at+1:]) {
 		fmt.Printf("<%s>: %s is a local domain: accepted from anyone, then:\n", addr, addr[at+1:])
 	}

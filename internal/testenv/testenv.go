@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,6 +148,18 @@ func (e *Env) WriteConfig() {
 	fmt.Fprintf(&b, "[smtp]\n%s\n", e.Extra["smtp"])
 	fmt.Fprintf(&b, "[delivery]\n%s\n", e.Extra["delivery"])
 	fmt.Fprintf(&b, "[tcpwrap]\n%s\n", orDefault(e.Extra["tcpwrap"], "enabled = false"))
+	var others []string
+	for sec := range e.Extra {
+		switch sec {
+		case "spool", "smtp", "delivery", "tcpwrap":
+		default:
+			others = append(others, sec)
+		}
+	}
+	sort.Strings(others)
+	for _, sec := range others {
+		fmt.Fprintf(&b, "[%s]\n%s\n", sec, e.Extra[sec])
+	}
 	if err := os.WriteFile(e.CfgFile, []byte(b.String()), 0o644); err != nil {
 		e.T.Fatal(err)
 	}

@@ -262,3 +262,44 @@ func Known(cfg *config.Config, name string) error {
 	}
 	return nil
 }
+
+// Explain says, for a person, where a local recipient's mail goes.
+func Explain(cfg *config.Config, addr string) string {
+	var b strings.Builder
+	lc := &cfg.Local
+	fmt.Fprintf(&b, "<%s>: delivered on this host (local domain %s)\n", addr, domainOf(addr))
+	if err := Known(cfg, localOf(addr)); err != nil {
+		fmt.Fprintf(&b, "  refused at RCPT time: %v\n", err)
+		return b.String()
+	}
+	tbl, err := aliases.Load(lc.Aliases, lc.Postmaster)
+	if err != nil {
+		fmt.Fprintf(&b, "  aliases: %v\n", err)
+		return b.String()
+	}
+	targets, err := tbl.Expand(localOf(addr), lc.IsLocalDelivery)
+	if err != nil {
+		fmt.Fprintf(&b, "  aliases: %v\n", err)
+		return b.String()
+	}
+	for _, tg := range targets {
+		switch tg.Kind {
+		case aliases.Mailbox:
+			where := filepath.Join(lc.MailSpool, tg.Value) + " (mbox)"
+			switch lc.Mailbox {
+			case "maildir":
+				where = filepath.Join(lc.MaildirRoot, tg.Value) + "/ (Maildir)"
+			case "lmtp":
+				where = "LMTP " + lc.LMTP
+			}
+			fmt.Fprintf(&b, "  mailbox of %s: %s\n", tg.Value, where)
+		case aliases.Address:
+			fmt.Fprintf(&b, "  forwarded to <%s>\n", tg.Value)
+		case aliases.Program:
+			fmt.Fprintf(&b, "  program |%s (allowed only in %q)\n", tg.Value, lc.ProgramDir)
+		case aliases.File:
+			fmt.Fprintf(&b, "  file %s (allowed only in %q)\n", tg.Value, lc.FileDir)
+		}
+	}
+	return b.String()
+}

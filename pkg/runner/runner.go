@@ -47,6 +47,7 @@ type Stats struct {
 	Held                   int
 	Oldest                 time.Duration
 	mu                     sync.Mutex
+	handled                map[string]bool // IDs this pass took up
 }
 
 func (s *Stats) add(f func(*Stats)) {
@@ -55,18 +56,34 @@ func (s *Stats) add(f func(*Stats)) {
 	s.mu.Unlock()
 }
 
-// Run makes a pass, then up to two more while passes queue new bounces or
-// warnings, so that those go out now rather than a whole interval later.
+// Run makes a pass, then up to two more while passes queue new messages
+// (bounces, warnings, alias expansions), so that those go out now rather
+// than a whole interval later.
 func (r *Runner) Run(ctx context.Context) (*Stats, error) {
 	total := &Stats{}
 	for i := 0; i < 3; i++ {
 		st, err := r.Pass(ctx)
 		total.merge(st, i == 0)
-		if err != nil || st.Bounces+st.Warnings == 0 || ctx.Err() != nil {
+		if err != nil || st.Due == 0 || ctx.Err() != nil || !r.newWork(st.handled) {
 			return total, err
 		}
 	}
 	return total, nil
+}
+
+// newWork reports whether something is due that the pass did not handle.
+func (r *Runner) newWork(handled map[string]bool) bool {
+	ents, err := r.Spool.Scan(nil)
+	if err != nil {
+		return false
+	}
+	now := r.Spool.Now()
+	for _, e := range ents {
+		if !e.Held && !e.NextTry.After(now) && !handled[e.ID] {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Stats) merge(o *Stats, first bool) {
@@ -87,7 +104,7 @@ func (s *Stats) merge(o *Stats, first bool) {
 // Pass handles every message that is due. It stops starting new messages
 // when ctx is done; deliveries under way are finished and recorded first.
 func (r *Runner) Pass(ctx context.Context) (*Stats, error) {
-	st := &Stats{}
+	st := &Stats{handled: map[string]bool{}}
 	stale := 2 * r.Config.SMTP.SessionTimeout.Duration
 	if stale < time.Hour {
 		stale = time.Hour
@@ -128,6 +145,7 @@ func (r *Runner) Pass(ctx context.Context) (*Stats, error) {
 			continue
 		}
 		st.Due++
+		st.handled[e.ID] = true
 		p.messages <- struct{}{}
 		wg.Add(1)
 		go func(id string) {

@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/smtp"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"smtp-bs/internal/testenv"
+)
+
+// localEnv is a host that delivers mx.test.example locally into a mail
+// spool directory laid out as Debian's /var/mail (root:mail 2775), with
+// an aliases file, and relays everything else to a sink.
+func localEnv(t *testing.T) (*testenv.Env, *testenv.Sink, string, string) {
+	t.Helper()
+	if !testenv.IsRoot() {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root; local delivery tests need it")
+		}
+		t.Skip("needs root (mailboxes of other users)")
+	}
+	sink := testenv.NewSink(t)
+	e := testenv.New(t)
+	mail := filepath.Join(e.Dir, "mail")
+	os.Mkdir(mail, 0o755)
+	exec.Command("chown", "root:mail", mail).Run()
+	os.Chmod(mail, 0o2775)
+	list := filepath.Join(e.Dir, "staff.list")
+	os.WriteFile(list, []byte("lp\n"), 0o644)
+	aliases := filepath.Join(e.Dir, "aliases")
+	os.WriteFile(aliases, []byte("# test aliases\nroot: nobody\nteam: nobody,\n\tdaemon, :include:"+list+", friend@remote.example\n"), 0o644)
+	e.Extra["local"] = fmt.Sprintf("domains = [%q]\naliases = %q\nmail_spool = %q\n", e.Hostname, aliases, mail)
+	e.Extra["delivery"] = fmt.Sprintf("smarthost = %q\nsmarthost_tls = \"none\"", sink.Addr)
+	e.WriteConfig()
+	return e, sink, e.SocketActivate(), mail
+}
+
+func mboxMessages(t *testing.T, path string) []boxMsg {
+	t.Helper()
+	py := testenv.Need(t, "python3")
+	out, err := exec.Command(py, "../../pkg/mailbox/testdata/readbox.py", "mbox", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("readbox.py %s: %v\n%s", path, err, out)
+	}
+	var msgs []boxMsg
+	json.Unmarshal(out, &msgs)
+	return msgs
+}
+
+type boxMsg struct {
+	Subject     string `json:"subject"`
+	ReturnPath  string `json:"return_path"`
+	DeliveredTo string `json:"delivered_to"`
+	Body        string `json:"body"`
+}
+
+func TestLocalDeliveryThroughAliases(t *testing.T) {
+	e, sink, addr, mail := localEnv(t)
+	d := testenv.Dial(t, addr, 220)
+	d.Cmd("EHLO c.test", 250)
+	d.Cmd("MAIL FROM:<s@client.example>", 250)
+	d.Cmd("RCPT TO:<nosuchuser@mx.test.example>", 550)
+	d.Cmd("RCPT TO:<team@mx.test.example>", 250)
+	d.Cmd("RCPT TO:<nobody@MX.TEST.EXAMPLE>", 250)
+	d.Cmd("RCPT TO:<Postmaster>", 250)
+	d.Cmd("DATA", 354)
+	d.Send("Subject: to the team\r\n\r\nFrom the office\r\n.\r\n")
+	d.Expect(250)
+	d.Cmd("QUIT", 221)
+
+	if out, code := e.Qrun("-once"); code != 0 {
+		t.Fatalf("qrun -once: %d %s\n%s", code, out, e.Log())
+	}
+	// nobody: direct, through team, and through postmaster -> root -> nobody.
+	for user, n := range map[string]int{"nobody": 3, "daemon": 1, "lp": 1} {
+		msgs := mboxMessages(t, filepath.Join(mail, user))
+		if len(msgs) != n {
+			t.Errorf("%s: %d messages, want %d", user, len(msgs), n)
+			continue
+		}
+		for _, m := range msgs {
+			if m.Subject != "to the team" || m.ReturnPath != "<s@client.example>" || !strings.Contains(m.Body, ">From the office") {
+				t.Errorf("%s: %+v", user, m)
+			}
+		}
+		fi, _ := os.Stat(filepath.Join(mail, user))
+		if fi.Mode().Perm() != 0o660 {
+			t.Errorf("%s: mode %v, want 0660", user, fi.Mode().Perm())
+		}
+	}
+	msgs := sink.Messages()
+	if len(msgs) != 1 || msgs[0].Rcpts[0] != "friend@remote.example" || msgs[0].From != "s@client.example" {
+		t.Fatalf("the alias's remote member: %+v", msgs)
+	}
+	if n := len(e.Queued()); n != 0 {
+		t.Errorf("%d messages left queued", n)
+	}
+	out, _ := e.Qrun("-route", "team@mx.test.example")
+	if !strings.Contains(out, "local") {
+		t.Errorf("-route for a local alias:\n%s", out)
+	}
+}
+
+// TestLocalCrashAfterAppend kills qrun (strace injects SIGKILL) right
+// after the mbox append, when it opens the state log to record it: the
+// next run delivers once more, never zero times.
+func TestLocalCrashAfterAppend(t *testing.T) {
+	strace := testenv.Need(t, "strace")
+	e, _, addr, mail := localEnv(t)
+	if err := smtp.SendMail(addr, nil, "s@client.example", []string{"daemon@mx.test.example"}, []byte("Subject: once\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	id := e.Queued()[0]
+	state := filepath.Join(e.SpoolDir, "state", id)
+	// First openat of state/ID reads it (none yet); the second is the
+	// append of the outcome, after the mailbox write.
+	cmd := exec.Command(strace, "-f", "-qq", "-P", state, "-e", "trace=openat", "-e", "inject=openat:signal=SIGKILL:when=2",
+		testenv.Bin(t, "qrun"), "-config", e.CfgFile, "-once")
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "SIGKILL") {
+		t.Fatalf("qrun was not killed where intended:\n%s", out)
+	}
+	if n := len(mboxMessages(t, filepath.Join(mail, "daemon"))); n != 1 {
+		t.Fatalf("after the crash: %d copies, want 1", n)
+	}
+	if _, code := e.Qrun("-once"); code != 0 {
+		t.Fatalf("second run: exit %d\n%s", code, e.Log())
+	}
+	if n := len(mboxMessages(t, filepath.Join(mail, "daemon"))); n < 1 || n > 2 {
+		t.Errorf("after recovery: %d copies, want 1 or 2 (at most once more)", n)
+	}
+	if len(e.Queued()) != 0 {
+		t.Error("message still queued")
+	}
+}
