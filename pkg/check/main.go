@@ -57,7 +57,7 @@ func load(path string, explicit bool) (cfg *config.Config, used string, f *Findi
 		used = ""
 	case errors.Is(err, fs.ErrPermission):
 		return nil, "", &Finding{Kind: Permission, Path: path,
-			Problem: fmt.Sprintf("cannot read the config as %s (%v)", whoami(), err),
+			Problem: fmt.Sprintf("cannot read the config as %s (%v); the run user must read it (run -check as root or as the run user)", whoami(), err),
 			Fix:     fmt.Sprintf("chown root:mail %s && chmod 0640 %s", quote(path), quote(path))}
 	default:
 		used = path
