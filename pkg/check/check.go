@@ -73,12 +73,10 @@ type Report struct {
 func (r *Report) Exit() int {
 	code := sysexits.OK
 	for _, f := range r.Findings {
-		switch {
-		case f.Kind == Config:
+		if f.Kind == Config {
 			return sysexits.Config
-		default:
-			code = sysexits.NoPerm
 		}
+		code = sysexits.NoPerm
 	}
 	return code
 }
