@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"smtp-bs/pkg/access"
 	"smtp-bs/pkg/check"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/launcher"
@@ -33,6 +34,7 @@ func run() int {
 	fs := flag.NewFlagSet("smtp-bs", flag.ContinueOnError)
 	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	wrapTest := fs.Bool("tcpwrap-test", false, "with ADDR [NAME]: would hosts.allow/hosts.deny admit this client, and which line decides? (like tcpdmatch)")
 	doCheck := fs.Bool("check", false, "audit the installation (owners, modes, run user), print what is wrong and how to fix it, exit 0, 77 or 78")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return sysexits.Usage
@@ -40,6 +42,9 @@ func run() int {
 	if *showVersion {
 		fmt.Println("smtp-bs", version)
 		return sysexits.OK
+	}
+	if *wrapTest {
+		return tcpwrapTest(*cfgPath, fs.Args())
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "smtp-bs: unexpected arguments:", fs.Args())
@@ -84,6 +89,17 @@ func run() int {
 		return sysexits.TempFail
 	}
 	client := session.Client{Addr: conn.Peer, Local: conn.Local}
+	if cfg.TCPWrap.Enabled && !conn.Local {
+		daemon := access.Daemon(cfg, progName())
+		v, err := access.Check(context.Background(), cfg, daemon, conn.RemoteAddr(), conn.LocalAddr(), nil)
+		if err != nil || !v.Allow {
+			log.Event(maillog.Warning, "reject", "stage", "tcpwrap", "peer", client, "daemon", daemon,
+				"rule", fmt.Sprintf("%s:%d", v.File, v.Line), "reason", v.Reason)
+			access.Refuse(conn, cfg.Hostname, 10*time.Second)
+			return sysexits.OK
+		}
+		client.Relay = access.RelayGranted(v)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	srv := &session.Server{Config: cfg, Spool: sp, Log: log}
@@ -110,4 +126,31 @@ func early(stage string, err error) {
 		fmt.Fprintf(c, "421 4.3.0 Service not available (local configuration problem), try again later\r\n")
 		c.Close()
 	}
+}
+
+// tcpwrapTest is -tcpwrap-test ADDR [NAME]: exit 0 if the client would be
+// admitted, 77 if not.
+func tcpwrapTest(cfgPath string, args []string) int {
+	if len(args) < 1 || len(args) > 2 {
+		fmt.Fprintln(os.Stderr, "usage: smtp-bs [-config FILE] -tcpwrap-test ADDR [NAME]")
+		return sysexits.Usage
+	}
+	cfg, err := config.Load(cfgPath, cfgPath != config.DefaultPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "smtp-bs:", err)
+		return sysexits.Config
+	}
+	name := ""
+	if len(args) == 2 {
+		name = args[1]
+	}
+	ok, err := access.Explain(os.Stdout, cfg, access.Daemon(cfg, progName()), args[0], name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "smtp-bs:", err)
+		return sysexits.Usage
+	}
+	if !ok {
+		return sysexits.NoPerm
+	}
+	return sysexits.OK
 }
