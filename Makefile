@@ -52,3 +52,9 @@ vet:
 
 clean:
 	rm -rf $(BIN)
+
+# Run smtp-bs for real on 127.0.0.1:2525 under systemd-socket-activate
+# (embedded defaults; as root the spool is /var/spool/smtp-bs).
+.PHONY: run
+run:
+	scripts/run-local.sh
