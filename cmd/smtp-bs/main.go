@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"smtp-bs/pkg/access"
+	"smtp-bs/pkg/auth"
 	"smtp-bs/pkg/check"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/launcher"
@@ -35,6 +36,9 @@ func run() int {
 	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	wrapTest := fs.Bool("tcpwrap-test", false, "with ADDR [NAME]: would hosts.allow/hosts.deny admit this client, and which line decides? (like tcpdmatch)")
+	tlsWrapper := fs.Bool("tls-wrapper", false, "implicit TLS from the first byte (port 465), as [tls] implicit = true")
+	hashPassword := fs.Bool("hash-password", false, "with [USER]: read a password (from the terminal without echo, else one line of standard input) and print a credentials_file line")
+	hashScheme := fs.String("hash-scheme", auth.Argon2id, "hash for -hash-password: argon2id or bcrypt")
 	doCheck := fs.Bool("check", false, "audit the installation (owners, modes, run user), print what is wrong and how to fix it, exit 0, 77 or 78")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return sysexits.Usage
@@ -45,6 +49,9 @@ func run() int {
 	}
 	if *wrapTest {
 		return tcpwrapTest(*cfgPath, fs.Args())
+	}
+	if *hashPassword {
+		return hashMain(*hashScheme, fs.Args())
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "smtp-bs: unexpected arguments:", fs.Args())
@@ -100,9 +107,14 @@ func run() int {
 		}
 		client.Relay = access.RelayGranted(v)
 	}
+	srv := &session.Server{Config: cfg, Spool: sp, Log: log, Implicit: *tlsWrapper || cfg.TLS.Implicit}
+	if code := loadSecrets(cfg, srv, log); code != sysexits.OK {
+		fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
+		conn.Close()
+		return code
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	srv := &session.Server{Config: cfg, Spool: sp, Log: log}
 	if err := srv.Serve(ctx, conn, client); err != nil {
 		log.Event(maillog.Error, "error", "stage", "session", "err", err)
 		return sysexits.TempFail
@@ -111,6 +123,64 @@ func run() int {
 }
 
 func progName() string { return filepath.Base(os.Args[0]) }
+
+// loadSecrets reads the TLS pair and the credentials file into srv, at the
+// start of every connection: a renewed certificate or an edited file is
+// used from the next connection on. A failure is logged and is a
+// configuration error, except a TLS pair that [tls] optional lets us do
+// without.
+func loadSecrets(cfg *config.Config, srv *session.Server, log *maillog.Logger) int {
+	if srv.Implicit && !cfg.TLS.HasTLS() {
+		log.Event(maillog.Error, "error", "stage", "tls", "err", "-tls-wrapper needs [tls] cert_file and key_file")
+		return sysexits.Config
+	}
+	tc, err := session.LoadTLS(&cfg.TLS)
+	if err != nil {
+		log.Event(maillog.Error, "error", "stage", "tls", "err", err)
+		if !cfg.TLS.Optional || srv.Implicit {
+			return sysexits.Config
+		}
+		log.Event(maillog.Warning, "tls", "result", "disabled", "reason", "[tls] optional = true: serving without STARTTLS")
+	}
+	srv.TLS = tc
+	if f := cfg.Auth.CredentialsFile; f != "" {
+		creds, err := auth.Load(f)
+		if err != nil {
+			log.Event(maillog.Error, "error", "stage", "auth", "err", err)
+			return sysexits.Config
+		}
+		srv.Credentials = creds
+	}
+	return sysexits.OK
+}
+
+// hashMain is smtp-bs -hash-password [USER].
+func hashMain(scheme string, args []string) int {
+	if len(args) > 1 {
+		fmt.Fprintln(os.Stderr, "usage: smtp-bs -hash-password [-hash-scheme argon2id|bcrypt] [USER]")
+		return sysexits.Usage
+	}
+	prefix := ""
+	if len(args) == 1 {
+		if err := auth.ValidUser(args[0]); err != nil {
+			fmt.Fprintln(os.Stderr, "smtp-bs:", err)
+			return sysexits.Usage
+		}
+		prefix = args[0] + ":"
+	}
+	pw, err := auth.ReadPassword(os.Stdin, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "smtp-bs:", err)
+		return sysexits.DataErr
+	}
+	h, err := auth.Hash(scheme, pw)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "smtp-bs:", err)
+		return sysexits.Usage
+	}
+	fmt.Println(prefix + h)
+	return sysexits.OK
+}
 
 // early reports an error that comes before the log is open: on stderr
 // unless that is the client's socket, and through the default log target.

@@ -86,8 +86,10 @@ func (c *bodyCheck) finish() *smtp.SMTPError {
 	return nil
 }
 
-// receivedHeader is the trace field of RFC 5321 4.4, folded.
-func receivedHeader(helo string, client Client, host, proto, id string, rcpts []string, t time.Time) string {
+// receivedHeader is the trace field of RFC 5321 4.4, folded. using
+// describes the TLS in use ("" for none) and user is the authenticated
+// user ("" for none); both become comments, as Postfix writes them.
+func receivedHeader(helo string, client Client, host, proto, id string, rcpts []string, t time.Time, using, user string) string {
 	var b strings.Builder
 	b.WriteString("Received: from ")
 	b.WriteString(sanitizeHelo(helo))
@@ -97,6 +99,12 @@ func receivedHeader(helo string, client Client, host, proto, id string, rcpts []
 		fmt.Fprintf(&b, " ([%s])", client.Addr)
 	} else {
 		fmt.Fprintf(&b, " ([IPv6:%s])", client.Addr)
+	}
+	if using != "" {
+		fmt.Fprintf(&b, "\r\n\t(using %s)", using)
+	}
+	if user != "" {
+		fmt.Fprintf(&b, "\r\n\t(Authenticated sender: %s)", sanitizeHelo(user))
 	}
 	fmt.Fprintf(&b, "\r\n\tby %s (smtp-bs) with %s id %s", host, proto, id)
 	if len(rcpts) == 1 {

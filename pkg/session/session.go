@@ -12,6 +12,7 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"smtp-bs/pkg/address"
+	"smtp-bs/pkg/auth"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/mailbox"
 	"smtp-bs/pkg/maillog"
@@ -50,6 +52,14 @@ type Server struct {
 	Spool  *spool.Spool
 	Log    *maillog.Logger
 	Now    func() time.Time
+	// TLS, when set, is offered with STARTTLS, or spoken from the first
+	// byte when Implicit (port 465).
+	TLS      *tls.Config
+	Implicit bool
+	// Credentials, when set, enable AUTH PLAIN and LOGIN, over TLS only.
+	Credentials *auth.Credentials
+
+	insecureAuth bool // tests only: AUTH without TLS
 }
 
 // Serve runs one SMTP session on conn and returns when it is over.
@@ -60,12 +70,24 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	}
 	cfg := s.Config.SMTP
 	start := now()
-	g := newGuardConn(conn, s.Config.Hostname, start.Add(cfg.SessionTimeout.Duration))
-	b := &backend{srv: s, client: client, guard: g, now: now}
+	hardEnd := start.Add(cfg.SessionTimeout.Duration)
+	b := &backend{srv: s, client: client, now: now}
 	b.relay = client.Local || client.Relay || (client.Addr.IsValid() && cfg.RelayAllowed(client.Addr))
 
 	s.Log.Event(maillog.Info, "connect", "peer", client, "relay", b.relay)
-	if !client.Local {
+	if s.Implicit && s.TLS != nil {
+		// TLS below the filter: the client speaks first (its hello), so
+		// there is no early-talker check, and the filter and the guard
+		// see plaintext.
+		tc, err := handshake(conn, s.TLS, start.Add(cfg.CommandTimeout.Duration), hardEnd)
+		if err != nil {
+			s.Log.Event(maillog.Warning, "reject", "stage", "tls", "peer", client, "reason", "TLS handshake failed", "err", err)
+			s.Log.Event(maillog.Info, "disconnect", "peer", client, "messages", 0, "errors", 1,
+				"seconds", fmt.Sprintf("%.3f", now().Sub(start).Seconds()))
+			return nil
+		}
+		b.tlsConn, conn = tc, tc
+	} else if !client.Local {
 		wait := cfg.PregreetWait.Duration
 		if b.relay {
 			wait = 0
@@ -80,14 +102,32 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 		}
 	}
 
+	g := newGuardConn(conn, s.Config.Hostname, hardEnd)
+	b.guard = g
+
 	srv := smtp.NewServer(b)
 	srv.Domain = s.Config.Hostname
 	srv.ReadTimeout = cfg.CommandTimeout.Duration
 	srv.WriteTimeout = cfg.CommandTimeout.Duration
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
 	srv.MaxRecipients = cfg.MaxRecipients
-	srv.MaxLineLength = 0 // the filter bounds command lines; content is streamed
+	// The filter bounds command lines to 2048 bytes, but after STARTTLS
+	// it steps aside (it sits below TLS) and only go-smtp's own limit
+	// bounds what a line may hold in memory. 64 KiB is far above RFC
+	// 5321's 1000 octets for a line of text; a longer line in DATA ends
+	// the session (554 5.6.0, then go-smtp's 500). BDAT chunks are not
+	// lines and are not limited by it.
+	srv.MaxLineLength = maxLine
 	srv.EnableSMTPUTF8 = true
+	if s.TLS != nil && b.tlsConn == nil {
+		srv.TLSConfig = s.TLS
+	}
+	// go-smtp offers AUTH only on a *tls.Conn it made itself (STARTTLS);
+	// under implicit TLS it sees our guard, yet the transport is TLS.
+	srv.AllowInsecureAuth = b.tlsConn != nil || s.insecureAuth
+	// go-smtp advertises REQUIRETLS only inside STARTTLS; Mail refuses
+	// it on a session without TLS.
+	srv.EnableREQUIRETLS = s.TLS != nil
 	srv.ErrorLog = s.Log
 
 	l := &oneConnListener{conn: g, done: g.closed}
@@ -147,29 +187,41 @@ func (l *oneConnListener) Close() error {
 
 func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
 
-// backend is go-smtp's Backend; it makes one session (go-smtp calls
-// NewSession at the first HELO/EHLO and keeps it for the connection).
+// backend is go-smtp's Backend and holds what lasts for the whole
+// connection: the client, its relay grant, the counters, the guard.
+// go-smtp calls NewSession at the first HELO/EHLO and again at the first
+// one after STARTTLS; each session holds one greeting's state (the
+// transaction, the authenticated user), so STARTTLS forgets it all, as
+// RFC 3207 4.2 requires.
 type backend struct {
-	srv    *Server
-	client Client
-	relay  bool
-	guard  *guardConn
-	now    func() time.Time
+	srv     *Server
+	client  Client
+	relay   bool
+	guard   *guardConn
+	tlsConn *tls.Conn // implicit TLS: the TLS go-smtp does not see
+	now     func() time.Time
 
-	mu       sync.Mutex // BDAT runs Data in its own goroutine
-	conn     *smtp.Conn
-	messages int
-	errors   int
+	mu           sync.Mutex // BDAT runs Data in its own goroutine
+	conn         *smtp.Conn
+	messages     int
+	errors       int
+	authFailures int
+}
+
+// session is one greeting's state. Its methods take the backend's lock.
+type session struct {
+	b        *backend
 	from     *string
 	mailOpts *smtp.MailOptions
 	rcpts    []string
+	user     string // authenticated user, "" before AUTH
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	b.mu.Lock()
 	b.conn = c
 	b.mu.Unlock()
-	return b, nil
+	return &session{b: b}, nil
 }
 
 // Replies. Policy refusals are values; anything unexpected becomes 451.
@@ -189,6 +241,8 @@ var (
 	errUnknownUser   = reply(550, smtp.EnhancedCode{5, 1, 1}, "User unknown in local recipient table")
 	errSourceRoute   = reply(553, smtp.EnhancedCode{5, 1, 0}, "Source routes are not accepted")
 	errNeedUTF8      = reply(553, smtp.EnhancedCode{5, 6, 7}, "Non-ASCII address requires SMTPUTF8")
+	errLineTooLong   = reply(554, smtp.EnhancedCode{5, 6, 0}, "Line too long")
+	errRequireTLS    = reply(530, smtp.EnhancedCode{5, 7, 10}, "REQUIRETLS needs a TLS session")
 )
 
 // refuse logs a rejection, counts it and ends the session once the client
@@ -204,13 +258,20 @@ func (b *backend) refuse(stage string, err *smtp.SMTPError, kv ...any) error {
 	return err
 }
 
-func (b *backend) Mail(from string, opts *smtp.MailOptions) error {
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	b := s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cfg := b.srv.Config
 	if b.messages >= cfg.SMTP.MaxMessages {
 		b.guard.endAfterReply()
 		return errTooManyMsgs
+	}
+	if cfg.SMTP.RequireAuth && s.user == "" && !b.client.Local {
+		return b.refuse("mail", errAuthRequired, "from", from)
+	}
+	if opts.RequireTLS && !b.isTLS() {
+		return b.refuse("mail", errRequireTLS, "from", from)
 	}
 	if from != "" {
 		a, err := address.Check(from)
@@ -222,6 +283,9 @@ func (b *backend) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		from = a.String()
 	}
+	if s.user != "" && !b.ownsSender(s.user, from) {
+		return b.refuse("mail", errNotOwner, "from", from, "user", s.user)
+	}
 	if err := b.srv.Spool.CheckReserve(cfg.Spool.MinFreeBytes, opts.Size); err != nil {
 		if spool.IsNoSpace(err) {
 			return b.refuse("mail", errNoSpace, "detail", err)
@@ -229,7 +293,7 @@ func (b *backend) Mail(from string, opts *smtp.MailOptions) error {
 		b.srv.Log.Event(maillog.Error, "error", "stage", "mail", "err", err)
 		return errLocal
 	}
-	b.from, b.mailOpts, b.rcpts = &from, opts, nil
+	s.from, s.mailOpts, s.rcpts = &from, opts, nil
 	return nil
 }
 
@@ -241,59 +305,61 @@ func reasonOf(err error) string {
 	return "invalid"
 }
 
-func (b *backend) Rcpt(to string, opts *smtp.RcptOptions) error {
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	b := s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cfg := b.srv.Config
 	if to == sourceRouteMarker {
-		return b.refuse("rcpt", errSourceRoute, "from", *b.from)
+		return b.refuse("rcpt", errSourceRoute, "from", *s.from)
 	}
 	a, err := address.Check(to)
 	if err != nil {
-		return b.refuse("rcpt", reply(553, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address: "+reasonOf(err)), "from", *b.from, "rcpt", to)
+		return b.refuse("rcpt", reply(553, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address: "+reasonOf(err)), "from", *s.from, "rcpt", to)
 	}
-	if !b.mailOpts.UTF8 && !address.IsASCII(to) {
-		return b.refuse("rcpt", errNeedUTF8, "from", *b.from, "rcpt", to)
+	if !s.mailOpts.UTF8 && !address.IsASCII(to) {
+		return b.refuse("rcpt", errNeedUTF8, "from", *s.from, "rcpt", to)
 	}
 	local := cfg.SMTP.IsLocalDomain(a.Domain)
 	postmaster := strings.EqualFold(a.Local, "postmaster") && (local || strings.EqualFold(a.Domain, cfg.Hostname))
-	if !local && !postmaster && !b.relay {
-		return b.refuse("rcpt", errRelayDenied, "from", *b.from, "rcpt", a)
+	if !local && !postmaster && !b.relay && s.user == "" {
+		return b.refuse("rcpt", errRelayDenied, "from", *s.from, "rcpt", a)
 	}
 	if cfg.Local.IsLocalDelivery(a.Domain) && !postmaster {
 		if err := mailbox.Known(cfg, a.Local); errors.Is(err, mailbox.ErrUnknownRecipient) {
-			return b.refuse("rcpt", errUnknownUser, "from", *b.from, "rcpt", a)
+			return b.refuse("rcpt", errUnknownUser, "from", *s.from, "rcpt", a)
 		} else if err != nil {
 			b.srv.Log.Event(maillog.Error, "error", "stage", "rcpt", "rcpt", a, "err", err)
 			return errLocal
 		}
 	}
-	for _, r := range b.rcpts {
+	for _, r := range s.rcpts {
 		if r == a.String() {
 			return nil // a duplicate gets one copy
 		}
 	}
-	b.rcpts = append(b.rcpts, a.String())
+	s.rcpts = append(s.rcpts, a.String())
 	return nil
 }
 
-func (b *backend) Reset() {
-	b.mu.Lock()
-	b.from, b.mailOpts, b.rcpts = nil, nil, nil
-	b.mu.Unlock()
+func (s *session) Reset() {
+	s.b.mu.Lock()
+	s.from, s.mailOpts, s.rcpts = nil, nil, nil
+	s.b.mu.Unlock()
 }
 
-func (b *backend) Logout() error { return nil }
+func (s *session) Logout() error { return nil }
 
 // Data streams the message into the spool, checking it on the way, and
 // answers 250 with the queue ID only after the commit.
-func (b *backend) Data(r io.Reader) error {
+func (s *session) Data(r io.Reader) error {
+	b := s.b
 	b.mu.Lock()
-	if b.from == nil || len(b.rcpts) == 0 {
+	if s.from == nil || len(s.rcpts) == 0 {
 		b.mu.Unlock()
 		return reply(503, smtp.EnhancedCode{5, 5, 1}, "Need MAIL and RCPT first")
 	}
-	from, opts, rcpts := *b.from, b.mailOpts, append([]string(nil), b.rcpts...)
+	from, opts, rcpts, user := *s.from, s.mailOpts, append([]string(nil), s.rcpts...), s.user
 	b.mu.Unlock()
 
 	cfg := b.srv.Config
@@ -304,10 +370,15 @@ func (b *backend) Data(r io.Reader) error {
 	if err != nil {
 		return b.localError("data", err)
 	}
-	proto := b.protocol(opts)
+	proto := b.protocol(opts, user)
 	now := b.now()
 	helo := b.conn.Hostname()
-	if _, err := io.WriteString(m, receivedHeader(helo, b.client, cfg.Hostname, proto, m.ID(), rcpts, now)); err != nil {
+	tlsInfo := "none"
+	using := ""
+	if st, ok := b.tlsState(); ok {
+		tlsInfo, using = tlsVersion(st.Version)+"/"+tls.CipherSuiteName(st.CipherSuite), tlsSummary(st)
+	}
+	if _, err := io.WriteString(m, receivedHeader(helo, b.client, cfg.Hostname, proto, m.ID(), rcpts, now, using, user)); err != nil {
 		m.Abort()
 		return b.localError("data", err)
 	}
@@ -319,6 +390,11 @@ func (b *backend) Data(r io.Reader) error {
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			return b.refuse("data", se, "from", from, "nrcpts", len(rcpts))
+		}
+		if errors.Is(err, smtp.ErrTooLongLine) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return b.refuse("data", errLineTooLong, "from", from, "nrcpts", len(rcpts))
 		}
 		if errors.Is(err, errCheckWrite) {
 			return b.localError("data", err)
@@ -339,7 +415,7 @@ func (b *backend) Data(r io.Reader) error {
 	}
 	env := &spool.Envelope{
 		Received: now, From: from, Rcpts: rcpts, Peer: b.client.String(),
-		Helo: sanitizeHelo(helo), Protocol: proto, Body: body, UTF8: opts.UTF8,
+		Helo: sanitizeHelo(helo), Protocol: proto, Body: body, UTF8: opts.UTF8, RequireTLS: opts.RequireTLS,
 	}
 	if err := m.Commit(env); err != nil {
 		return b.localError("data", err)
@@ -348,7 +424,7 @@ func (b *backend) Data(r io.Reader) error {
 	b.messages++
 	b.mu.Unlock()
 	b.srv.Log.Event(maillog.Info, "queued", "id", env.ID, "from", "<"+from+">", "size", env.Size,
-		"nrcpts", len(rcpts), "peer", b.client, "helo", env.Helo, "proto", proto)
+		"nrcpts", len(rcpts), "peer", b.client, "helo", env.Helo, "proto", proto, "tls", tlsInfo, "auth", orDash(user))
 	return reply(250, smtp.EnhancedCode{2, 0, 0}, "OK: queued as "+env.ID)
 }
 
@@ -362,7 +438,9 @@ func (b *backend) localError(stage string, err error) error {
 	return errLocal
 }
 
-func (b *backend) protocol(opts *smtp.MailOptions) string {
+// protocol is the WITH of the Received header: RFC 3848's ESMTPS/ESMTPA/
+// ESMTPSA and RFC 6531's UTF8SMTP forms.
+func (b *backend) protocol(opts *smtp.MailOptions, user string) string {
 	f := b.guard.filter()
 	p := "SMTP"
 	if f.ehlo {
@@ -371,8 +449,11 @@ func (b *backend) protocol(opts *smtp.MailOptions) string {
 			p = "UTF8SMTP"
 		}
 	}
-	if _, ok := b.conn.TLSConnectionState(); ok {
+	if b.isTLS() {
 		p += "S"
+	}
+	if user != "" && f.ehlo {
+		p += "A"
 	}
 	return p
 }

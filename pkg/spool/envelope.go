@@ -33,6 +33,10 @@ type Envelope struct {
 	Size     int64  // bytes in data/ID
 	Body     string // 7BIT, 8BITMIME or BINARYMIME as the client declared
 	UTF8     bool   // SMTPUTF8 was given
+	// RequireTLS: the client asked for REQUIRETLS (RFC 8689): deliver
+	// only over verified TLS. Written only when true, so files without it
+	// stay readable by every version-1 reader.
+	RequireTLS bool
 }
 
 // ErrCorrupt wraps every parse failure of a spool file.
@@ -77,6 +81,9 @@ func (e *Envelope) Marshal() ([]byte, error) {
 		if err := kv(f[0], f[1]); err != nil {
 			return nil, err
 		}
+	}
+	if e.RequireTLS {
+		b.WriteString("requiretls 1\n")
 	}
 	for _, r := range e.Rcpts {
 		if err := kv("rcpt", "<"+r+">"); err != nil {
@@ -174,6 +181,11 @@ func ParseEnvelope(r io.Reader) (*Envelope, error) {
 			e.Body = val
 		case "smtputf8":
 			e.UTF8 = val == "1"
+		case "requiretls":
+			if val != "1" {
+				return corrupt("bad requiretls %q", val)
+			}
+			e.RequireTLS = true
 		case "end":
 			ended = true
 		default:
