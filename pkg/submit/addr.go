@@ -30,6 +30,7 @@ func ParseList(s string) ([]string, error) {
 		literal bool // inside a domain literal [...]
 		depth   int  // comment nesting
 	)
+	bad := false
 	flush := func() {
 		a := cur.String()
 		if sawAng {
@@ -65,12 +66,20 @@ func ParseList(s string) ([]string, error) {
 			case ')':
 				depth--
 			}
+		case c < 0x20 && c != '\t' && c != '\r' && c != '\n' || c == 0x7f:
+			bad = true
 		case quoted:
+			if c == '\r' || c == '\n' {
+				bad = true
+			}
 			dst().WriteByte(c)
 			switch c {
 			case '\\':
 				if i+1 < len(s) {
 					i++
+					if s[i] < 0x20 || s[i] == 0x7f {
+						bad = true
+					}
 					dst().WriteByte(s[i])
 				}
 			case '"':
@@ -112,6 +121,8 @@ func ParseList(s string) ([]string, error) {
 		}
 	}
 	switch {
+	case bad:
+		return nil, fmt.Errorf("%q: a control character in an address", s)
 	case quoted:
 		return nil, fmt.Errorf("%q: an unclosed quote", s)
 	case literal:
