@@ -479,6 +479,9 @@ func (au *auditor) files() {
 		return // no local delivery: aliases and programs are not used
 	}
 	au.rootFile("aliases", c.Local.Aliases, false, true)
+	if c.Local.Mailbox == "mbox" {
+		au.mailSpool(c.Local.MailSpool)
+	}
 	if d := c.Local.ProgramDir; d != "" {
 		if _, err := os.Stat(d); os.IsNotExist(err) {
 			au.note("program_dir %s does not exist: no |program alias can run", d)
@@ -500,6 +503,62 @@ func (au *auditor) files() {
 		}
 		au.ok("program_dir %s: root's, %s", d, count(len(ents), "program"))
 	}
+}
+
+// mailSpool: the old guides' /var/mail, root's with group mail able to
+// write (root:mail 2775 on Debian, or 1775), never open to everyone
+// without the sticky bit; each mailbox USER:mail 0660.
+func (au *auditor) mailSpool(dir string) {
+	if au.id == nil {
+		return
+	}
+	st, ok := au.stat(dir)
+	if !ok {
+		au.fail(Config, dir, "the mail spool directory ([local] mail_spool) does not exist",
+			fmt.Sprintf("install -d -o root -g %s -m 2775 %s", au.groupName(), quote(dir)))
+		return
+	}
+	var bad []string
+	if st.Uid != 0 {
+		bad = append(bad, "not owned by root")
+	}
+	if !au.id.can(st, 0o2) || !au.id.can(st, 0o1) {
+		bad = append(bad, fmt.Sprintf("%s cannot create mailboxes and lock files in it", au.id.Name))
+	}
+	if st.Mode&0o002 != 0 && st.Mode&0o1000 == 0 {
+		bad = append(bad, "world-writable without the sticky bit")
+	}
+	if len(bad) > 0 {
+		au.fail(Permission, dir, fmt.Sprintf("%s (%s %s)", strings.Join(bad, "; "), owner(st), perm(st)),
+			fmt.Sprintf("chown root:%s %s && chmod 2775 %s", au.groupName(), quote(dir), quote(dir)))
+		return
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		au.fail(Permission, dir, fmt.Sprintf("cannot list it as %s (%v)", whoami(), err), "")
+		return
+	}
+	n := 0
+	for _, e := range ents {
+		if !e.Type().IsRegular() || strings.HasSuffix(e.Name(), ".lock") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		fst, ok := au.lstat(p)
+		if !ok {
+			continue
+		}
+		n++
+		u, err := au.Lookup(e.Name())
+		switch {
+		case err != nil:
+			au.note("%s: no user %s owns this mailbox", p, e.Name())
+		case int(fst.Uid) != u.UID || fst.Mode&0o007 != 0 || !au.id.can(fst, 0o2):
+			au.fail(Permission, p, fmt.Sprintf("mailbox is %s %s; want %s:%s 0660", owner(fst), perm(fst), e.Name(), au.groupName()),
+				fmt.Sprintf("chown %s:%s %s && chmod 0660 %s", quote(e.Name()), au.groupName(), quote(p), quote(p)))
+		}
+	}
+	au.ok("mail spool %s: %s %s, %s", dir, owner(st), perm(st), count(n, "mailbox"))
 }
 
 // rootFile checks a file only root may change and the run user must read;

@@ -96,6 +96,7 @@ func TestQuote(t *testing.T) {
 type install struct {
 	root, etc, conf, spool, bin, allow, deny, auth string
 	cert, key, creds, aliases, progs               string
+	mail                                           string
 }
 
 func newInstall(t *testing.T) *install {
@@ -117,6 +118,10 @@ func newInstall(t *testing.T) *install {
 	in.conf = filepath.Join(in.etc, "smtp-bs.toml")
 	in.cert, in.key, in.creds = filepath.Join(in.etc, "cert.pem"), filepath.Join(in.etc, "key.pem"), filepath.Join(in.etc, "credentials")
 	in.aliases, in.progs = filepath.Join(r, "etc", "aliases"), filepath.Join(r, "etc", "smrsh")
+	in.mail = filepath.Join(r, "var", "mail")
+	mkdir(t, filepath.Dir(in.mail), 0o755, "root:root")
+	mkdir(t, in.mail, 0o2775, "root:mail")
+	write(t, filepath.Join(in.mail, "nobody"), "", 0o660, "nobody:mail")
 	mkdir(t, in.etc, 0o750, "root:mail")
 	mkdir(t, in.bin, 0o755, "root:root")
 	mkdir(t, in.progs, 0o755, "root:root")
@@ -136,7 +141,8 @@ credentials_file = %q
 domains = ["local.test"]
 aliases = %q
 program_dir = %q
-`, in.spool, in.auth, in.allow, in.deny, in.cert, in.key, in.creds, in.aliases, in.progs), 0o640, "root:mail")
+mail_spool = %q
+`, in.spool, in.auth, in.allow, in.deny, in.cert, in.key, in.creds, in.aliases, in.progs, in.mail), 0o640, "root:mail")
 	write(t, in.cert, "cert", 0o644, "root:root")
 	write(t, in.key, "key", 0o640, "root:mail")
 	write(t, in.creds, "user:hash", 0o640, "root:mail")
@@ -201,6 +207,13 @@ func TestEachProblemAndItsFix(t *testing.T) {
 		fix    string // a part of the fix
 	}{
 		{"spool world-readable", func(in *install) string { chmod(t, in.spool, 0o755); return in.spool }, 77, "chmod"},
+		{"mail spool not writable by group mail", func(in *install) string { chmod(t, in.mail, 0o755); return in.mail }, 77, "chmod 2775"},
+		{"mail spool world-writable", func(in *install) string { chmod(t, in.mail, 0o777); return in.mail }, 77, "chmod 2775"},
+		{"mailbox owned by mail", func(in *install) string {
+			p := filepath.Join(in.mail, "nobody")
+			sh(t, "chown mail "+p)
+			return p
+		}, 77, "chown nobody:mail"},
 		{"spool owned by root", func(in *install) string { sh(t, "chown root:root "+in.spool); return in.spool }, 77, "chown -R mail:mail"},
 		{"spool group owned by root", func(in *install) string { sh(t, "chgrp root "+in.spool); return in.spool }, 77, "chown -R mail:mail"},
 		{"spool setgid", func(in *install) string { chmod(t, in.spool, 0o2700); return in.spool }, 77, "ug-s"},

@@ -23,7 +23,11 @@ func DeliverMaildir(dir, hostname string, header []byte, msg io.Reader, now time
 	for _, sub := range []string{"", "tmp", "new", "cur"} {
 		p := filepath.Join(dir, sub)
 		if err := os.Mkdir(p, 0o770); err == nil {
-			os.Chmod(p, 0o770) // past the umask: the user reads it through group mail
+			// Past the umask (the user reads it through group mail), keeping
+			// the setgid bit a directory inherits from a setgid parent.
+			if fi, err := os.Stat(p); err == nil {
+				os.Chmod(p, 0o770|fi.Mode()&os.ModeSetgid)
+			}
 		} else if !errors.Is(err, os.ErrExist) {
 			return temp("maildir %s: %w", dir, err)
 		}
