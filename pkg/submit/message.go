@@ -66,6 +66,9 @@ type ReadOptions struct {
 //     cannot carry a lone CR or LF, and smtp-bs refuses them.
 //   - Without IgnoreDots, a line holding only "." ends the input; with it,
 //     only the end of the input does.
+//   - NUL bytes are dropped: SMTP text cannot carry them, smtp-bs refuses
+//     a message holding one, and a job's stray NUL should not cost its
+//     owner the whole mail.
 //   - A leading "From " line (an mbox separator) is dropped.
 //   - The header section ends at the first empty line, or at the first
 //     line that is neither a header field nor a continuation: then that
@@ -112,6 +115,9 @@ func Read(r io.Reader, opt ReadOptions) (*Message, error) {
 		}
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		line = bytes.TrimSuffix(line, []byte("\r"))
+		if bytes.IndexByte(line, 0) >= 0 {
+			line = bytes.ReplaceAll(line, []byte{0}, nil)
+		}
 		if !opt.IgnoreDots && len(line) == 1 && line[0] == '.' {
 			break
 		}

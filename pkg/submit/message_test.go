@@ -47,6 +47,7 @@ func TestRead(t *testing.T) {
 		{"From_ later is body", "Subject: x\n\nFrom here\n", false, "Subject: x\r\n\r\nFrom here\r\n"},
 		{"8-bit body", "Subject: x\n\nçà ü €\n", false, "Subject: x\r\n\r\nçà ü €\r\n"},
 		{"empty input", "", false, ""},
+		{"NUL dropped", "Subject: x\n\na\x00b\n\x00\n", false, "Subject: x\r\n\r\nab\r\n\r\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -176,6 +177,9 @@ func FuzzRead(f *testing.F) {
 		}
 		var b bytes.Buffer
 		m.WriteTo(&b)
+		if bytes.IndexByte(b.Bytes(), 0) >= 0 {
+			t.Fatalf("output holds NUL: %q", b.Bytes())
+		}
 		if !cleanCRLF(b.Bytes()) {
 			t.Fatalf("output is not clean CRLF: %q", b.Bytes())
 		}

@@ -13,7 +13,7 @@
 //     slow writer (cron streams a job's output as it comes) never holds an
 //     SMTP session open.
 //   - What reaches the mail system is clean SMTP: CRLF line endings only,
-//     no lone CR or LF (smtp-bs refuses them), and From:, Date: and
+//     no lone CR or LF and no NUL (smtp-bs refuses them), and From:, Date: and
 //     Message-ID: headers present.
 //   - Exit 0 means the mail system took the message for every recipient;
 //     75 means it took it for nobody and the caller should keep it; the
