@@ -59,6 +59,7 @@ type Spool struct {
 
 // SMTP configures the inbound session policy and limits.
 type SMTP struct {
+	// LocalDomains are accepted from anyone; unset means [local] domains.
 	LocalDomains    []string `toml:"local_domains"`
 	RelayNetworks   []string `toml:"relay_networks"`
 	MaxMessageBytes int64    `toml:"max_message_bytes"`
@@ -378,8 +379,11 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 	if c.Spool.MinFreeBytes < 0 {
 		return bad("must not be negative", "spool", "min_free_bytes")
 	}
+	// Unset local_domains: exactly the domains delivered here ([local]
+	// domains, added below). Accepting a domain that is neither delivered
+	// here nor routed on would send its mail to its MX: back to us.
 	if !md.IsDefined("smtp", "local_domains") {
-		c.SMTP.LocalDomains = []string{c.Hostname, "localhost"}
+		c.SMTP.LocalDomains = nil
 	}
 	for i, d := range c.SMTP.LocalDomains {
 		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))

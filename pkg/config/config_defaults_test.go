@@ -18,8 +18,12 @@ func TestEmptyFileIsAllDefaults(t *testing.T) {
 		c.Delivery.Lifetime.Duration != 120*time.Hour || c.Delivery.RetryFirst.Duration != 5*time.Minute {
 		t.Errorf("defaults not applied: %+v", c)
 	}
-	if got := strings.Join(c.SMTP.LocalDomains, ","); got != strings.ToLower(c.Hostname)+",localhost" {
-		t.Errorf("local_domains default = %q", got)
+	if len(c.SMTP.LocalDomains) != 0 {
+		t.Errorf("local_domains default = %q, want none (nothing is delivered here by default)", c.SMTP.LocalDomains)
+	}
+	c, _ = Parse("t", []byte("[local]\ndomains = [\"Mx.Example\", \"localhost\"]\n"))
+	if got := strings.Join(c.SMTP.LocalDomains, ","); got != "mx.example,localhost" {
+		t.Errorf("local_domains from [local] domains = %q", got)
 	}
 	if !c.SMTP.RelayAllowed(netip.MustParseAddr("127.0.0.1")) || !c.SMTP.RelayAllowed(netip.MustParseAddr("::ffff:127.0.0.9")) ||
 		!c.SMTP.RelayAllowed(netip.MustParseAddr("::1")) || c.SMTP.RelayAllowed(netip.MustParseAddr("192.0.2.1")) {

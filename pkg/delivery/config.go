@@ -15,7 +15,14 @@ import (
 // FromConfig builds the Transport the [delivery] section describes.
 func FromConfig(cfg *config.Config) (*Transport, error) {
 	d := cfg.Delivery
+	self := []string{cfg.Hostname, "localhost"}
+	for _, d := range cfg.SMTP.LocalDomains {
+		if !cfg.Local.IsLocalDelivery(d) {
+			self = append(self, d)
+		}
+	}
 	o := Options{
+		SelfDomains:    self,
 		Hostname:       cfg.Hostname,
 		Smarthosts:     d.Smarthost,
 		Routes:         d.Routes,

@@ -68,9 +68,12 @@ type Options struct {
 	MXTLS        string            // for MX delivery: "opportunistic" or "none"
 	TLSVerify    bool              // verify certificates under "required"/"implicit"
 	RootCAs      *x509.CertPool    // nil: the system's
-	AuthUser     string            // AUTH to smarthosts and routes, only over TLS
-	AuthPass     string
-	Port         string // for MX hosts; "25"
+	// SelfDomains are this host's own names: mail for them that no route
+	// or smarthost takes would go to their MX, that is back here.
+	SelfDomains []string
+	AuthUser    string // AUTH to smarthosts and routes, only over TLS
+	AuthPass    string
+	Port        string // for MX hosts; "25"
 
 	ConnectTimeout time.Duration
 	CommandTimeout time.Duration
@@ -123,6 +126,8 @@ func New(o Options) *Transport {
 	return &Transport{o: o, cache: map[string]lookup{}}
 }
 
+const loopKey = "loop:"
+
 // Route says where rcpt goes: a route for its domain (or a parent domain
 // written with a leading dot), else the smarthosts, else its MX.
 func (t *Transport) Route(rcpt string) Destination {
@@ -132,6 +137,11 @@ func (t *Transport) Route(rcpt string) Destination {
 	}
 	if len(t.o.Smarthosts) > 0 {
 		return Destination{Key: "smarthost", Hops: t.o.Smarthosts, Relay: true, TLS: t.o.SmarthostTLS}
+	}
+	for _, d := range t.o.SelfDomains {
+		if strings.EqualFold(d, domain) {
+			return Destination{Key: loopKey + domain}
+		}
 	}
 	return Destination{Key: "mx:" + domain, Hops: []string{domain}, TLS: t.o.MXTLS}
 }

@@ -154,6 +154,9 @@ func (t *Transport) Explain(ctx context.Context, rcpt string) string {
 	d := t.Route(rcpt)
 	var b strings.Builder
 	switch {
+	case strings.HasPrefix(d.Key, loopKey):
+		fmt.Fprintf(&b, "<%s>: would be deferred: %s is one of this host's names but is neither delivered here ([local] domains) nor routed\n", rcpt, d.Key[len(loopKey):])
+		return b.String()
 	case strings.HasPrefix(d.Key, "route:"):
 		fmt.Fprintf(&b, "<%s>: relayed by the route for its domain to %s (TLS %s)\n", rcpt, d.Hops[0], d.TLS)
 	case d.Key == "smarthost":

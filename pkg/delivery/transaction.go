@@ -24,6 +24,10 @@ func (t *Transport) Deliver(ctx context.Context, dest Destination, env *spool.En
 		}
 		return out
 	}
+	if domain, ok := strings.CutPrefix(dest.Key, loopKey); ok {
+		return all(spool.Deferred, fmt.Sprintf("5.4.6 mail for %s would loop back to this host: it is one of our names, "+
+			"but neither delivered here ([local] domains) nor routed ([delivery.routes], smarthost)", domain))
+	}
 	targets, st, reply := t.resolve(ctx, dest)
 	if len(targets) == 0 {
 		return all(st, reply)

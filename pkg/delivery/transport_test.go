@@ -108,7 +108,7 @@ func TestImplicitMXAndDNSErrors(t *testing.T) {
 	sink := testenv.NewSink(t)
 	host, port, _ := net.SplitHostPort(sink.Addr)
 	dns := &fakeDNS{
-		mx: map[string][]*net.MX{"nullmx.example": {{Host: ".", Pref: 0}}, "badmx.example": {{Host: "gone.example.", Pref: 10}}},
+		mx:    map[string][]*net.MX{"nullmx.example": {{Host: ".", Pref: 0}}, "badmx.example": {{Host: "gone.example.", Pref: 10}}},
 		hosts: map[string][]string{"implicit.example": {host}},
 		errs: map[string]error{
 			"mx:servfail.example": servfail, "mx:slow.example": timeout,
@@ -239,5 +239,16 @@ func TestPerRecipientReplies(t *testing.T) {
 	}
 	if got["ok"] != spool.Sent || got["perm"] != spool.Failed || got["temp"] != spool.Deferred {
 		t.Errorf("outcomes %v", got)
+	}
+}
+
+func TestOwnNamesDoNotLoop(t *testing.T) {
+	tr := New(Options{Hostname: "mx.example", SelfDomains: []string{"mx.example", "localhost"}, Resolver: &fakeDNS{}})
+	r := deliver(t, tr, "postmaster@MX.example")[0]
+	if r.Status != spool.Deferred || !strings.Contains(r.Reply, "loop back") {
+		t.Errorf("mail for our own name: %v %q", r.Status, r.Reply)
+	}
+	if strings.Contains(tr.Route("a@other.example").Key, "loop") {
+		t.Error("another domain taken for ours")
 	}
 }
