@@ -72,26 +72,15 @@ func (e *Error) Error() string { return fmt.Sprintf("aliases: %s:%d: %s", e.File
 // Load reads path (a missing file is an empty one) and adds postmaster and
 // MAILER-DAEMON pointing at postmaster unless the file defines them.
 func Load(path, postmaster string) (*Table, error) {
-	t := &Table{m: map[string][]string{}}
-	if path != "" {
-		f, err := os.Open(path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			return nil, fmt.Errorf("aliases: %w", err)
-		default:
-			defer f.Close()
-			if err := t.parse(path, io.LimitReader(f, maxFile)); err != nil {
-				return nil, err
-			}
-		}
+	f, err := os.Open(path)
+	switch {
+	case path == "" || errors.Is(err, fs.ErrNotExist):
+		return Parse(path, strings.NewReader(""), postmaster)
+	case err != nil:
+		return nil, fmt.Errorf("aliases: %w", err)
 	}
-	for _, n := range []string{"postmaster", "mailer-daemon"} {
-		if _, ok := t.m[n]; !ok {
-			t.m[n] = []string{postmaster}
-		}
-	}
-	return t, nil
+	defer f.Close()
+	return Parse(path, io.LimitReader(f, maxFile), postmaster)
 }
 
 // Parse reads an aliases file from r (name is for messages).
