@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"smtp-bs/pkg/auth"
+	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/maillog"
 )
 
@@ -114,11 +115,10 @@ func (b *backend) sleep(d time.Duration) {
 // address or "@domain" listed for it in [auth.senders]; without an entry,
 // its own name when that is an address, or name@<a local domain>. The
 // null sender is allowed (bounces and auto-replies).
-func (b *backend) ownsSender(user, from string) bool {
+func ownsSender(cfg *config.Config, user, from string) bool {
 	if from == "" {
 		return true
 	}
-	cfg := b.srv.Config
 	at := strings.LastIndexByte(from, '@')
 	if at < 0 {
 		return false

@@ -47,25 +47,22 @@ func handshake(conn net.Conn, cfg *tls.Config, deadline, hardEnd time.Time) (*tl
 	return tc, nil
 }
 
-// isTLS reports whether the session runs over TLS.
+// isTLS reports whether the session runs over TLS. Call with b.mu held.
 func (b *backend) isTLS() bool {
 	_, ok := b.tlsState()
 	return ok
 }
 
 // tlsState is the TLS of the session: ours under implicit TLS, go-smtp's
-// after STARTTLS.
+// after STARTTLS. Call with b.mu held.
 func (b *backend) tlsState() (tls.ConnectionState, bool) {
 	if b.tlsConn != nil {
 		return b.tlsConn.ConnectionState(), true
 	}
-	b.mu.Lock()
-	c := b.conn
-	b.mu.Unlock()
-	if c == nil {
+	if b.conn == nil {
 		return tls.ConnectionState{}, false
 	}
-	return c.TLSConnectionState()
+	return b.conn.TLSConnectionState()
 }
 
 // tlsVersion names a TLS version as Postfix and OpenSSL do: "TLSv1.3".
