@@ -290,7 +290,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		from = a.String()
 	}
-	if s.user != "" && !b.ownsSender(s.user, from) {
+	if s.user != "" && !ownsSender(cfg, s.user, from) {
 		return b.refuse("mail", errNotOwner, "from", from, "user", s.user)
 	}
 	if err := b.srv.Spool.CheckReserve(cfg.Spool.MinFreeBytes, opts.Size); err != nil {
@@ -367,6 +367,8 @@ func (s *session) Data(r io.Reader) error {
 		return reply(503, smtp.EnhancedCode{5, 5, 1}, "Need MAIL and RCPT first")
 	}
 	from, opts, rcpts, user := *s.from, s.mailOpts, append([]string(nil), s.rcpts...), s.user
+	helo := b.conn.Hostname()
+	st, secure := b.tlsState()
 	b.mu.Unlock()
 
 	cfg := b.srv.Config
@@ -377,12 +379,10 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return b.localError("data", err)
 	}
-	proto := b.protocol(opts, user)
+	proto := b.protocol(opts, user, secure)
 	now := b.now()
-	helo := b.conn.Hostname()
-	tlsInfo := "none"
-	using := ""
-	if st, ok := b.tlsState(); ok {
+	tlsInfo, using := "none", ""
+	if secure {
 		tlsInfo, using = tlsVersion(st.Version)+"/"+tls.CipherSuiteName(st.CipherSuite), tlsSummary(st)
 	}
 	if _, err := io.WriteString(m, receivedHeader(helo, b.client, cfg.Hostname, proto, m.ID(), rcpts, now, using, user)); err != nil {
@@ -447,7 +447,7 @@ func (b *backend) localError(stage string, err error) error {
 
 // protocol is the WITH of the Received header: RFC 3848's ESMTPS/ESMTPA/
 // ESMTPSA and RFC 6531's UTF8SMTP forms.
-func (b *backend) protocol(opts *smtp.MailOptions, user string) string {
+func (b *backend) protocol(opts *smtp.MailOptions, user string, secure bool) string {
 	f := b.guard.filter()
 	p := "SMTP"
 	if f.ehlo {
@@ -456,7 +456,7 @@ func (b *backend) protocol(opts *smtp.MailOptions, user string) string {
 			p = "UTF8SMTP"
 		}
 	}
-	if b.isTLS() {
+	if secure {
 		p += "S"
 	}
 	if user != "" && f.ehlo {
