@@ -27,7 +27,7 @@ type tlsHarness struct {
 
 func newTLSHarness(t *testing.T, smtpExtra string) *tlsHarness {
 	t.Helper()
-	h := newHarness(t, spool.Ops{}, smtpExtra)
+	h := newHarness(t, spool.Ops{}, "local_domains = [\""+testHost+"\"]\n"+smtpExtra)
 	ca := testenv.NewCA(t, t.TempDir())
 	pair, _, _ := ca.Leaf(t, testHost, "127.0.0.1")
 	h.srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
