@@ -140,6 +140,17 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	}
 	srv.Close()
 	<-errc
+	// go-smtp is done with the connection, but a BDAT's Data may still be
+	// cleaning up (it gets ErrDataReset when the session ends): let it
+	// remove its tmp/ file before the process exits.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		b.mu.Lock()
+		n := b.inData
+		b.mu.Unlock()
+		if n == 0 {
+			break
+		}
+	}
 	b.mu.Lock()
 	s.Log.Event(maillog.Info, "disconnect", "peer", client, "messages", b.messages, "errors", b.errors,
 		"seconds", fmt.Sprintf("%.3f", now().Sub(start).Seconds()))
@@ -206,6 +217,7 @@ type backend struct {
 	messages     int
 	errors       int
 	authFailures int
+	inData       int // Data calls running (BDAT runs them in a goroutine)
 }
 
 // session is one greeting's state. Its methods take the backend's lock.
@@ -362,6 +374,12 @@ func (s *session) Logout() error { return nil }
 func (s *session) Data(r io.Reader) error {
 	b := s.b
 	b.mu.Lock()
+	b.inData++
+	defer func() {
+		b.mu.Lock()
+		b.inData--
+		b.mu.Unlock()
+	}()
 	if s.from == nil || len(s.rcpts) == 0 {
 		b.mu.Unlock()
 		return reply(503, smtp.EnhancedCode{5, 5, 1}, "Need MAIL and RCPT first")
