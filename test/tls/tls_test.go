@@ -3,6 +3,7 @@ package tls_test
 import (
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"smtp-bs/internal/testenv"
+	"smtp-bs/pkg/config"
 )
 
 // The handshake as openssl sees it: TLS 1.3 by default, 1.2 when asked,
@@ -323,5 +325,23 @@ func TestCertReload(t *testing.T) {
 	d.Cmd("QUIT", 221)
 	if !s.waitLog("serving without STARTTLS") {
 		t.Errorf("running without TLS is not logged:\n%s", s.e.Log())
+	}
+}
+
+// contrib/submission.toml, the config of the 587/465 units, is valid and
+// says what the units rely on.
+func TestSubmissionExampleConfig(t *testing.T) {
+	c, err := config.Load(filepath.Join(testenv.Root(), "contrib", "submission.toml"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.SMTP.RequireAuth || c.SMTP.RelayAllowed(netip.MustParseAddr("127.0.0.1")) || !c.TLS.HasTLS() || c.Auth.CredentialsFile == "" {
+		t.Errorf("contrib/submission.toml: %+v %+v %+v", c.SMTP, c.TLS, c.Auth)
+	}
+	for _, unit := range []string{"smtp-bs-submission@.service", "smtp-bs-smtps@.service"} {
+		b, err := os.ReadFile(filepath.Join(testenv.Root(), "contrib", "systemd", unit))
+		if err != nil || !strings.Contains(string(b), "-config /etc/smtp-bs/submission.toml") {
+			t.Errorf("%s does not run the submission config: %v", unit, err)
+		}
 	}
 }
