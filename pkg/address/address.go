@@ -78,10 +78,17 @@ func Check(addr string) (Address, error) {
 	case strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, ".."):
 		return bad("local part is not a dot-string")
 	}
+	// Lower case first, then check: a few letters grow when lowered
+	// (U+0130 İ is two bytes, its lower case three), and the limits hold
+	// for what is stored and sent on.
+	domain = strings.ToLower(domain)
 	if err := checkDomain(domain); err != nil {
 		return bad(err.Error())
 	}
-	return Address{Local: local, Domain: strings.ToLower(domain)}, nil
+	if len(local)+1+len(domain) > maxPath {
+		return bad("too long")
+	}
+	return Address{Local: local, Domain: domain}, nil
 }
 
 // checkDomain accepts only a plain host name: no literal, no trailing dot.
