@@ -48,6 +48,8 @@ type SinkOptions struct {
 	TLS      *tls.Config // offer STARTTLS (or speak TLS at once with Implicit)
 	Implicit bool
 	Auth     map[string]string // user -> password: offer AUTH PLAIN/LOGIN
+	// NoSMTPUTF8 makes the sink an older server that does not offer SMTPUTF8.
+	NoSMTPUTF8 bool
 }
 
 // NewSinkWith starts a sink as o says.
@@ -69,7 +71,7 @@ func NewSinkWith(t testing.TB, o SinkOptions) *Sink {
 		return ss, nil
 	}))
 	srv.Domain = "sink.test"
-	srv.EnableSMTPUTF8 = true
+	srv.EnableSMTPUTF8 = !o.NoSMTPUTF8
 	srv.MaxLineLength = 0
 	srv.TLSConfig = o.TLS
 	if o.TLS != nil && o.Implicit {

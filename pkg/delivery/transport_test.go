@@ -252,3 +252,22 @@ func TestOwnNamesDoNotLoop(t *testing.T) {
 		t.Error("another domain taken for ours")
 	}
 }
+
+// TestSMTPUTF8OnlyWhenAnAddressNeedsIt: Go's net/smtp says SMTPUTF8 to
+// every server that offers it; such a message with ASCII addresses must
+// still reach a next hop without SMTPUTF8, while one with a UTF-8 address
+// cannot (5.6.7).
+func TestSMTPUTF8OnlyWhenAnAddressNeedsIt(t *testing.T) {
+	old := testenv.NewSinkWith(t, testenv.SinkOptions{NoSMTPUTF8: true})
+	tr := New(Options{Hostname: "me", Smarthosts: []string{old.Addr}, SmarthostTLS: "none"})
+	e := env1("ascii@x.example", "jürgen@x.example")
+	e.UTF8 = true
+	res := tr.Deliver(context.Background(), tr.Route("a@x.example"), e, []int{0}, strings.NewReader("Subject: t\r\n\r\nhi\r\n"))
+	if res[0].Status != spool.Sent {
+		t.Errorf("ASCII envelope marked SMTPUTF8: %+v", res[0])
+	}
+	res = tr.Deliver(context.Background(), tr.Route("a@x.example"), e, []int{1}, strings.NewReader("Subject: t\r\n\r\nhi\r\n"))
+	if res[0].Status != spool.Failed || !strings.Contains(res[0].Reply, "5.6.7") {
+		t.Errorf("UTF-8 recipient to a hop without SMTPUTF8: %+v", res[0])
+	}
+}

@@ -135,7 +135,7 @@ func (l *Local) mailbox(ctx context.Context, env *spool.Envelope, rcpt, name str
 	hdr := localHeader(env.From, rcpt)
 	switch lc.Mailbox {
 	case "lmtp":
-		errs, err := DeliverLMTP(ctx, lc.LMTP, l.Config.Hostname, env.From, []string{name + "@" + domainOf(rcpt)}, env.UTF8, env.Size,
+		errs, err := DeliverLMTP(ctx, lc.LMTP, l.Config.Hostname, env.From, []string{name + "@" + domainOf(rcpt)}, env.UTF8 && delivery.NeedsSMTPUTF8(env.From, []string{rcpt}, []int{0}), env.Size,
 			io.MultiReader(bytes.NewReader(hdr), bytes.NewReader(content)), l.Config.Delivery.CommandTimeout.Duration)
 		if err != nil {
 			return err
