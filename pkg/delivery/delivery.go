@@ -91,6 +91,7 @@ type Transport struct {
 
 	mu    sync.Mutex
 	cache map[string]lookup
+	idle  map[string][]*conn // connections kept for reuse (reuse.go)
 }
 
 type lookup struct {

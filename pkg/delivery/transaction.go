@@ -34,13 +34,13 @@ func (t *Transport) Deliver(ctx context.Context, dest Destination, env *spool.En
 	}
 	var lastErr string
 	for _, tg := range targets {
-		c, err := t.open(ctx, tg, dest)
+		cn, err := t.get(ctx, tg, dest)
 		if err != nil {
 			lastErr = err.Error()
 			continue
 		}
-		res, retry := t.transaction(c, tg, env, rcpts, data)
-		c.Close()
+		res, retry, clean := t.transaction(cn.c, tg, env, rcpts, data)
+		t.put(cn, clean)
 		if retry != "" {
 			lastErr = retry // MAIL FROM got a 4xx: the next host may do better
 			continue
@@ -142,8 +142,9 @@ func isTLSError(err error) bool {
 }
 
 // transaction sends one message. A non-empty retry means MAIL FROM failed
-// temporarily and another host should be tried.
-func (t *Transport) transaction(c *smtp.Client, tg target, env *spool.Envelope, rcpts []int, data io.Reader) ([]Result, string) {
+// temporarily and another host should be tried. clean means every command
+// got its reply, so the connection may carry another transaction after RSET.
+func (t *Transport) transaction(c *smtp.Client, tg target, env *spool.Envelope, rcpts []int, data io.Reader) (res []Result, retry string, clean bool) {
 	host := tg.host
 	all := func(st spool.Status, reply string) []Result {
 		out := make([]Result, len(rcpts))
@@ -155,14 +156,15 @@ func (t *Transport) transaction(c *smtp.Client, tg target, env *spool.Envelope, 
 	opts := &smtp.MailOptions{Size: env.Size, UTF8: env.UTF8}
 	if err := c.Mail(env.From, opts); err != nil {
 		var se *smtp.SMTPError
-		if env.UTF8 && !errors.As(err, &se) {
-			return all(spool.Failed, fmt.Sprintf("5.6.7 %s does not support SMTPUTF8, which this message needs", host)), ""
+		isReply := errors.As(err, &se)
+		if env.UTF8 && !isReply {
+			return all(spool.Failed, fmt.Sprintf("5.6.7 %s does not support SMTPUTF8, which this message needs", host)), "", false
 		}
 		st, reply := classify(err, host, "MAIL FROM")
 		if st == spool.Deferred {
-			return nil, reply
+			return nil, reply, isReply
 		}
-		return all(st, reply), ""
+		return all(st, reply), "", isReply
 	}
 	out := make([]Result, 0, len(rcpts))
 	var accepted []int
@@ -176,38 +178,40 @@ func (t *Transport) transaction(c *smtp.Client, tg target, env *spool.Envelope, 
 				for _, rest := range rcpts[len(out):] {
 					out = append(out, Result{Rcpt: rest, Status: spool.Deferred, Reply: reply})
 				}
-				return out, ""
+				return out, "", false
 			}
 			continue
 		}
 		accepted = append(accepted, r)
 	}
 	if len(accepted) == 0 {
-		c.Quit()
-		return out, ""
+		return out, "", true
 	}
-	st, reply := sendData(c, host, data)
+	st, reply, clean := sendData(c, host, data)
 	for _, r := range accepted {
 		out = append(out, Result{Rcpt: r, Status: st, Reply: reply})
 	}
-	c.Quit()
-	return out, ""
+	return out, "", clean
 }
 
-func sendData(c *smtp.Client, host string, data io.Reader) (spool.Status, string) {
+// sendData sends the content; clean as for transaction.
+func sendData(c *smtp.Client, host string, data io.Reader) (spool.Status, string, bool) {
+	var se *smtp.SMTPError
 	w, err := c.Data()
 	if err != nil {
-		return classify(err, host, "DATA")
+		st, reply := classify(err, host, "DATA")
+		return st, reply, errors.As(err, &se)
 	}
 	if _, err := io.Copy(w, data); err != nil {
 		w.Close()
-		return spool.Deferred, fmt.Sprintf("sending to %s: %v", host, err)
+		return spool.Deferred, fmt.Sprintf("sending to %s: %v", host, err), false
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
-		return classify(err, host, "end of DATA")
+		st, reply := classify(err, host, "end of DATA")
+		return st, reply, errors.As(err, &se)
 	}
-	return spool.Sent, fmt.Sprintf("%s said: 250 %s", host, oneLine(resp.StatusText))
+	return spool.Sent, fmt.Sprintf("%s said: 250 %s", host, oneLine(resp.StatusText)), true
 }
 
 // classify turns an error into an outcome: a 5xx is permanent, everything

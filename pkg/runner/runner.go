@@ -61,6 +61,10 @@ func (s *Stats) add(f func(*Stats)) {
 // than a whole interval later.
 func (r *Runner) Run(ctx context.Context) (*Stats, error) {
 	total := &Stats{}
+	// Connections kept for reuse between messages end with the run.
+	if c, ok := r.Deliverer.(interface{ CloseIdle() }); ok {
+		defer c.CloseIdle()
+	}
 	for i := 0; i < 3; i++ {
 		st, err := r.Pass(ctx)
 		total.merge(st, i == 0)
