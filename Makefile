@@ -58,3 +58,13 @@ clean:
 .PHONY: run
 run:
 	scripts/run-local.sh
+
+# The performance comparison of issue 9 (bench/RESULTS.md): smtp-bs against
+# a floor handler, sendmail and exim under tcpserver, qrun against
+# sendmail -qf and exim -qff, and a 100,000-message spool. Needs root;
+# fetches the MTAs with apt-get download into bench/.cache (never installed)
+# and takes about 15 minutes. BENCHFLAGS="-quick" makes a short smoke run.
+.PHONY: bench
+bench:
+	bash bench/fetch.sh
+	$(GO) run ./bench/cmd/bench $(BENCHFLAGS)
