@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -68,11 +69,24 @@ func run() int {
 		early("config", err)
 		return sysexits.Config
 	}
-	if _, err := privilege.Drop(cfg.RunAs); err != nil {
-		early("privilege", err)
-		return sysexits.NoPerm
+	// Started as root: the run user is resolved now, while /etc/passwd is
+	// in reach. Without a chroot root is dropped at once, as ever; with one
+	// it is kept until the jail is entered (chroot.go).
+	var id *privilege.Identity
+	jail := cfg.Chroot.Dir != "" && privilege.IsRoot()
+	if privilege.IsRoot() {
+		if id, err = privilege.Lookup(cfg.RunAs); err == nil && id.UID == 0 {
+			err = privilege.ErrRoot
+		}
+		if err == nil && !jail {
+			err = privilege.Become(id)
+		}
+		if err != nil {
+			early("privilege", err)
+			return sysexits.NoPerm
+		}
 	}
-	log, err := maillog.Open(cfg.Log, progName())
+	log, err := openLog(cfg, id, jail)
 	if err != nil {
 		early("log", err)
 		return sysexits.Config
@@ -88,14 +102,15 @@ func run() int {
 		log.Event(maillog.Error, "error", "stage", "alarm", "err", "session cap exceeded, exiting")
 		os.Exit(sysexits.TempFail)
 	})
-	sp, err := spool.Open(cfg.Spool.Dir, spool.Ops{})
-	if err != nil {
-		log.Event(maillog.Error, "error", "stage", "spool", "err", err)
-		fmt.Fprintf(conn, "421 4.3.0 %s Service temporarily unavailable\r\n", cfg.Hostname)
+	if cfg.Chroot.Dir != "" && !jail && !chrootUnavailable(cfg, log) {
+		fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
 		conn.Close()
-		return sysexits.TempFail
+		return sysexits.NoPerm
 	}
 	client := session.Client{Addr: conn.Peer, Local: conn.Local}
+	if a, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		client.Port = uint16(a.Port)
+	}
 	if cfg.TCPWrap.Enabled && !conn.Local {
 		daemon := access.Daemon(cfg, progName())
 		v, err := access.Check(context.Background(), cfg, daemon, conn.RemoteAddr(), conn.LocalAddr(), nil)
@@ -107,12 +122,40 @@ func run() int {
 		}
 		client.Relay = access.RelayGranted(v)
 	}
-	srv := &session.Server{Config: cfg, Spool: sp, Log: log, Implicit: *tlsWrapper || cfg.TLS.Implicit}
+	srv := &session.Server{Config: cfg, Log: log, Implicit: *tlsWrapper || cfg.TLS.Implicit}
 	if code := loadSecrets(cfg, srv, log); code != sysexits.OK {
 		fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
 		conn.Close()
 		return code
 	}
+	if len(cfg.Milters) > 0 {
+		if srv.Milters, err = openMilters(cfg, id, jail, client, log); err != nil {
+			log.Event(maillog.Error, "error", "stage", "privilege", "err", err)
+			conn.Close()
+			return sysexits.NoPerm
+		}
+		defer srv.Milters.Close()
+	}
+	spoolDir := cfg.Spool.Dir
+	if jail {
+		inside, err := enterJail(cfg, id, log)
+		if err != nil {
+			fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
+			conn.Close()
+			return sysexits.NoPerm
+		}
+		if inside {
+			spoolDir, _ = cfg.JailSpool()
+		}
+	}
+	sp, err := spool.Open(spoolDir, spool.Ops{})
+	if err != nil {
+		log.Event(maillog.Error, "error", "stage", "spool", "err", err)
+		fmt.Fprintf(conn, "421 4.3.0 %s Service temporarily unavailable\r\n", cfg.Hostname)
+		conn.Close()
+		return sysexits.TempFail
+	}
+	srv.Spool = sp
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := srv.Serve(ctx, conn, client); err != nil {

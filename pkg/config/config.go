@@ -45,6 +45,9 @@ type Config struct {
 	TLS      TLS      `toml:"tls"`
 	Auth     Auth     `toml:"auth"`
 	Local    Local    `toml:"local"`
+	// Milters are consulted in this order ([[milter]] tables).
+	Milters []Milter `toml:"milter"`
+	Chroot  Chroot   `toml:"chroot"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `toml:"-"`
@@ -501,6 +504,12 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 	}
 	if strings.ContainsAny(c.TCPWrap.Daemon, " \t,:") {
 		return bad("must be one word", "tcpwrap", "daemon")
+	}
+	if err := c.validateMilters(src); err != nil {
+		return err
+	}
+	if err := c.validateChroot(bad); err != nil {
+		return err
 	}
 	return c.validateTLSAuth(bad)
 }

@@ -29,6 +29,7 @@ import (
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/mailbox"
 	"smtp-bs/pkg/maillog"
+	"smtp-bs/pkg/milter"
 	"smtp-bs/pkg/spool"
 )
 
@@ -37,6 +38,7 @@ type Client struct {
 	Addr  netip.Addr // invalid for local submissions
 	Local bool       // a pipe or unix socket: a program on this host
 	Relay bool       // extra relay grant (tcpwrap's setenv RELAYCLIENT)
+	Port  uint16     // the client's port, for milters
 }
 
 func (c Client) String() string {
@@ -58,6 +60,9 @@ type Server struct {
 	Implicit bool
 	// Credentials, when set, enable AUTH PLAIN and LOGIN, over TLS only.
 	Credentials *auth.Credentials
+	// Milters, when set, are consulted at every stage (milter.go); nil
+	// when none are configured, at no cost.
+	Milters *milter.Session
 
 	insecureAuth bool // tests only: AUTH without TLS
 }
@@ -312,6 +317,11 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		b.srv.Log.Event(maillog.Error, "error", "stage", "mail", "err", err)
 		return errLocal
 	}
+	if ms := b.srv.Milters; ms != nil {
+		if err := s.milterMail(ms, from, opts); err != nil {
+			return err
+		}
+	}
 	s.from, s.mailOpts, s.rcpts = &from, opts, nil
 	return nil
 }
@@ -357,6 +367,11 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 			return nil // a duplicate gets one copy
 		}
 	}
+	if ms := b.srv.Milters; ms != nil {
+		if err := s.milterRcpt(ms, a.String()); err != nil {
+			return err
+		}
+	}
 	s.rcpts = append(s.rcpts, a.String())
 	return nil
 }
@@ -365,6 +380,9 @@ func (s *session) Reset() {
 	s.b.mu.Lock()
 	s.from, s.mailOpts, s.rcpts = nil, nil, nil
 	s.b.mu.Unlock()
+	if ms := s.b.srv.Milters; ms != nil {
+		ms.Abort()
+	}
 }
 
 func (s *session) Logout() error { return nil }
@@ -442,14 +460,20 @@ func (s *session) Data(r io.Reader) error {
 		Received: now, From: from, Rcpts: rcpts, Peer: b.client.String(),
 		Helo: sanitizeHelo(helo), Protocol: proto, Body: body, UTF8: opts.UTF8, RequireTLS: opts.RequireTLS,
 	}
-	if err := m.Commit(env); err != nil {
+	commit := m.Commit
+	if ms := b.srv.Milters; ms != nil {
+		if commit, err = s.milterData(ms, m, env); err != nil {
+			return err
+		}
+	}
+	if err := commit(env); err != nil {
 		return b.localError("data", err)
 	}
 	b.mu.Lock()
 	b.messages++
 	b.mu.Unlock()
-	b.srv.Log.Event(maillog.Info, "queued", "id", env.ID, "from", "<"+from+">", "size", env.Size,
-		"nrcpts", len(rcpts), "peer", b.client, "helo", env.Helo, "proto", proto, "tls", tlsInfo, "auth", orDash(user))
+	b.srv.Log.Event(maillog.Info, "queued", "id", env.ID, "from", "<"+env.From+">", "size", env.Size,
+		"nrcpts", len(env.Rcpts), "peer", b.client, "helo", env.Helo, "proto", proto, "tls", tlsInfo, "auth", orDash(user))
 	return reply(250, smtp.EnhancedCode{2, 0, 0}, "OK: queued as "+env.ID)
 }
 

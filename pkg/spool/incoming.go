@@ -63,7 +63,15 @@ func (m *Incoming) Write(p []byte) (int, error) {
 
 // Commit makes the message durable and queued with env (whose ID and Size
 // it fills in). On any error nothing is queued and the tmp files are gone.
-func (m *Incoming) Commit(env *Envelope) (err error) {
+func (m *Incoming) Commit(env *Envelope) error { return m.commit(env, dirQueue) }
+
+// CommitHeld is Commit into hold/ instead of queue/: the message is durable
+// but not delivered until an admin releases it (a milter's quarantine).
+// Committing straight into hold/ leaves no moment in which qrun could
+// pick it up.
+func (m *Incoming) CommitHeld(env *Envelope) error { return m.commit(env, dirHold) }
+
+func (m *Incoming) commit(env *Envelope, dir string) (err error) {
 	defer func() {
 		if err != nil {
 			m.Abort()
@@ -97,19 +105,19 @@ func (m *Incoming) Commit(env *Envelope) (err error) {
 		os.Remove(s.path(dirData, m.id))
 		return fmt.Errorf("spool: commit %s: fsync data/: %w", m.id, err)
 	}
-	if err := s.ops.Link(s.path(dirTmp, m.id+".env"), s.path(dirQueue, m.id)); err != nil {
+	if err := s.ops.Link(s.path(dirTmp, m.id+".env"), s.path(dir, m.id)); err != nil {
 		os.Remove(s.path(dirData, m.id))
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("spool: commit %s: %w", m.id, ErrExists)
 		}
 		return fmt.Errorf("spool: commit %s: %w", m.id, err)
 	}
-	if err := s.fsyncDir(dirQueue); err != nil {
+	if err := s.fsyncDir(dir); err != nil {
 		// The link may or may not survive a crash now; withdrawing it is the
 		// only way to make "not committed" true, so the client may retry.
-		os.Remove(s.path(dirQueue, m.id))
+		os.Remove(s.path(dir, m.id))
 		os.Remove(s.path(dirData, m.id))
-		return fmt.Errorf("spool: commit %s: fsync queue/: %w", m.id, err)
+		return fmt.Errorf("spool: commit %s: fsync %s/: %w", m.id, dir, err)
 	}
 	os.Remove(s.path(dirTmp, m.id+".data"))
 	os.Remove(s.path(dirTmp, m.id+".env"))
