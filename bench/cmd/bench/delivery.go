@@ -73,7 +73,7 @@ func (b *bench) runDelivery(rep *report) error {
 	n := b.deliveryCount()
 	hs := []*handler{b.smtpbs, b.sendmail, b.exim}
 	for _, h := range hs {
-		s, err := b.intakeRun(h, load{"fill", 8, 2048, n}, false)
+		s, err := b.intakeRun(h, load{"fill", 32, 2048, n}, false)
 		if err != nil {
 			return err
 		}

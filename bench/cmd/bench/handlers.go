@@ -83,7 +83,28 @@ func newBench(o *options) (*bench, error) {
 		b.handlers = append(b.handlers, h)
 	}
 	b.smtpbs, b.floor, b.sendmail, b.exim = b.handlers[0], b.handlers[1], b.handlers[2], b.handlers[3]
+	var keep []*handler
+	for _, h := range b.handlers {
+		if strings.Contains(","+o.handlers+",", ","+h.name+",") {
+			keep = append(keep, h)
+		}
+	}
+	b.handlers = keep
 	return b, nil
+}
+
+func (b *bench) smtpbsBin() string {
+	if b.o.smtpbsBin != "" {
+		return b.o.smtpbsBin
+	}
+	return filepath.Join(b.bin, "smtp-bs")
+}
+
+func (b *bench) qrunBin() string {
+	if b.o.qrunBin != "" {
+		return b.o.qrunBin
+	}
+	return filepath.Join(b.bin, "qrun")
 }
 
 func (b *bench) cleanup() {
@@ -152,7 +173,10 @@ func (b *bench) newSmtpbs() (*handler, error) {
 	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
 		return nil, err
 	}
-	h.argv = []string{filepath.Join(b.bin, "smtp-bs"), "-config", cfg}
+	h.argv = []string{b.smtpbsBin(), "-config", cfg}
+	if b.o.smtpbsEnv != "" {
+		h.env = strings.Split(b.o.smtpbsEnv, ",")
+	}
 	h.reset = func() error {
 		if err := os.RemoveAll(h.spool); err != nil {
 			return err
@@ -163,7 +187,7 @@ func (b *bench) newSmtpbs() (*handler, error) {
 		return chownTree(h.spool, b.mailUID, b.mailGID)
 	}
 	h.count = func() int { return countDir(filepath.Join(h.spool, "queue"), nil) }
-	h.drain = func() []string { return []string{filepath.Join(b.bin, "qrun"), "-config", cfg, "-once"} }
+	h.drain = func() []string { return []string{b.qrunBin(), "-config", cfg, "-once"} }
 	return h, nil
 }
 
@@ -193,7 +217,7 @@ func (b *bench) newSendmail() (*handler, error) {
 	}
 	files := map[string]string{
 		"service.switch":   "hosts files\naliases files\n",
-		"hosts":            fmt.Sprintf("127.0.0.1\t%s mx localhost\n", benchHost),
+		"hosts":            etcHosts(),
 		"aliases":          "postmaster: root\n",
 		"local-host-names": benchHost + "\n",
 		"helpfile":         "",

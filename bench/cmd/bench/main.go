@@ -41,6 +41,11 @@ type options struct {
 	quick          bool
 	inner          bool
 	keep           bool
+	smtpbsBin      string
+	qrunBin        string
+	rev            string
+	handlers       string
+	smtpbsEnv      string
 }
 
 func main() {
@@ -51,13 +56,23 @@ func main() {
 	flag.IntVar(&o.deliveryRounds, "delivery-rounds", 3, "interleaved rounds of the delivery benchmark")
 	flag.IntVar(&o.scaleMsgs, "scale-msgs", 100000, "messages in the scale benchmark's spool")
 	flag.IntVar(&o.greetings, "greetings", 40, "connects per handler for the time to greeting")
-	flag.StringVar(&o.only, "only", "intake,delivery,scale", "comma-separated parts to run")
+	flag.StringVar(&o.only, "only", "greeting,intake,delivery,scale", "comma-separated parts to run")
+	flag.StringVar(&o.handlers, "handlers", "smtp-bs,floor,sendmail,exim", "intake handlers to run (profiling: fewer)")
+	flag.StringVar(&o.smtpbsEnv, "smtp-bs-env", "", "extra environment for smtp-bs, comma-separated (profiling: GODEBUG=..., GOMAXPROCS=1)")
+	flag.StringVar(&o.rev, "rev", "", "build smtp-bs and qrun from this git revision (e.g. HEAD) instead of the work tree")
+	flag.StringVar(&o.smtpbsBin, "smtp-bs", "", "measure this smtp-bs binary instead of building ./cmd/smtp-bs (A/B runs)")
+	flag.StringVar(&o.qrunBin, "qrun", "", "measure this qrun binary instead of building ./cmd/qrun")
 	flag.BoolVar(&o.quickack, "quickack", true, "turn delayed ACKs off on loopback (as sendmail's queue runner needs)")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke run: few messages, one round")
 	flag.BoolVar(&o.keep, "keep", false, "keep bench/.cache/run afterwards")
 	flag.BoolVar(&o.inner, "inner", false, "internal: already inside the namespaces")
 	flag.Parse()
 	o.repo, _ = filepath.Abs(o.repo)
+	for _, p := range []*string{&o.smtpbsBin, &o.qrunBin} {
+		if *p != "" {
+			*p, _ = filepath.Abs(*p)
+		}
+	}
 	o.cache = filepath.Join(o.repo, "bench", ".cache")
 	if o.quick {
 		o.rounds, o.deliveryRounds, o.greetings = 1, 1, 10
@@ -92,9 +107,33 @@ func outer(o *options) int {
 	}
 	bin := filepath.Join(o.cache, "bin")
 	os.MkdirAll(bin, 0o755)
-	for _, b := range [][2]string{{"smtp-bs", "./cmd/smtp-bs"}, {"qrun", "./cmd/qrun"}, {"floor", "./bench/cmd/floor"}} {
+	src := o.repo
+	if o.rev != "" {
+		// A clean tree of one revision: what others have half-edited in
+		// the work tree does not get measured (or break the build).
+		src = filepath.Join(o.cache, "src")
+		os.RemoveAll(src)
+		os.MkdirAll(src, 0o755)
+		c := exec.Command("sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", o.repo, o.rev, src)
+		if out, err := c.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: git archive %s: %v\n%s", o.rev, err, out)
+			return 70
+		}
+	}
+	builds := [][2]string{{"floor", "./bench/cmd/floor"}}
+	if o.smtpbsBin == "" {
+		builds = append(builds, [2]string{"smtp-bs", "./cmd/smtp-bs"})
+	}
+	if o.qrunBin == "" {
+		builds = append(builds, [2]string{"qrun", "./cmd/qrun"})
+	}
+	for _, b := range builds {
+		dir := src
+		if b[0] == "floor" {
+			dir = o.repo
+		}
 		c := exec.Command("go", "build", "-o", filepath.Join(bin, b[0]), b[1])
-		c.Dir = o.repo
+		c.Dir = dir
 		c.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := c.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "bench: go build %s: %v\n%s", b[1], err, out)
@@ -136,6 +175,12 @@ func inner(o *options) int {
 		parts[strings.TrimSpace(p)] = true
 	}
 	rep := &report{opts: o, started: started, load0: loadavg()}
+	if parts["greeting"] {
+		if err := b.runGreeting(rep); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: greeting:", err)
+			return 70
+		}
+	}
 	if parts["intake"] {
 		if err := b.runIntake(rep); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: intake:", err)

@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The host name every handler sees: fully qualified, and in the private
-// /etc/hosts, so sendmail does not sleep trying to qualify it.
+// The host name every handler sees: fully qualified (sendmail sleeps 60 s
+// trying to qualify one without a dot), and in the private /etc/hosts.
 const benchHost = "mx.bench.example"
 
 // eximUser is Debian's exim user, added to the private /etc/passwd only.
@@ -51,7 +51,7 @@ func setupNamespace(run string, quickack bool) (*syslogSink, error) {
 	if err := os.MkdirAll(etc, 0o755); err != nil {
 		return nil, err
 	}
-	hosts := fmt.Sprintf("127.0.0.1\t%s mx localhost\n::1\tlocalhost ip6-localhost\n", benchHost)
+	hosts := etcHosts()
 	passwd, err := os.ReadFile("/etc/passwd")
 	if err != nil {
 		return nil, err
@@ -113,6 +113,13 @@ func setupNamespace(run string, quickack bool) (*syslogSink, error) {
 		return nil, fmt.Errorf("bind %s on /dev: %w", dev, err)
 	}
 	return listenSyslog("/dev/log")
+}
+
+// etcHosts is Debian's layout: the host name on 127.0.1.1, not on
+// 127.0.0.1. Were 127.0.0.1 named after this host, sendmail would take
+// the smarthost [127.0.0.1] for itself and deliver around it.
+func etcHosts() string {
+	return fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.1.1\t%s mx\n::1\tlocalhost ip6-localhost\n", benchHost)
 }
 
 func sh(name string, args ...string) error {

@@ -95,7 +95,7 @@ func (b *bench) runScale(rep *report) error {
 	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
 		return err
 	}
-	qrun := []string{filepath.Join(b.bin, "qrun"), "-config", cfg, "-once"}
+	qrun := []string{b.qrunBin(), "-config", cfg, "-once"}
 	for i := 0; i < 3; i++ {
 		cmd := exec.Command(qrun[0], qrun[1:]...)
 		cmd.Env = baseEnv()
@@ -115,7 +115,7 @@ func (b *bench) runScale(rep *report) error {
 
 	// Intake with the full spool against an empty one.
 	full := *b.smtpbs
-	full.argv = []string{filepath.Join(b.bin, "smtp-bs"), "-config", cfg}
+	full.argv = []string{b.smtpbsBin(), "-config", cfg}
 	full.spool = spoolDir
 	full.count = func() int { return countDir(filepath.Join(spoolDir, "queue"), nil) }
 	l := b.loads()[1] // 8 sessions, 2 KB
