@@ -125,6 +125,11 @@ func ParseEnvelope(r io.Reader) (*Envelope, error) {
 			return corrupt("data after end line")
 		}
 		line = strings.TrimSuffix(line, "\n")
+		if strings.ContainsAny(line, "\r\x00") {
+			// Marshal never writes them; qrun puts these values on SMTP
+			// command lines, where a CR could start a command of its own.
+			return corrupt("CR or NUL in a line")
+		}
 		key, val, _ := strings.Cut(line, " ")
 		if first {
 			first = false
