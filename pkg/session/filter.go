@@ -87,7 +87,8 @@ func (f *filter) Read(p []byte) (int, error) {
 	for len(f.out) == 0 {
 		if f.err != nil {
 			if len(f.line) > 0 && f.err == io.EOF {
-				f.out, f.line = f.line, nil // let go-smtp see the unterminated tail
+				// Let go-smtp see the unterminated tail, as a command.
+				f.out, f.line = f.command(f.line), nil
 				continue
 			}
 			return 0, f.err
@@ -198,6 +199,14 @@ func (f *filter) dataEnd(b []byte) int {
 // should see.
 func (f *filter) command(line []byte) []byte {
 	body := bytes.TrimRight(line, "\r\n")
+	if bytes.ContainsAny(body, "\r\x00") {
+		// No command holds a bare CR or a NUL (RFC 5321 2.3.8), and
+		// go-smtp would echo them in its reply ("Hello a<CR>b", "Syntax
+		// errors, X<CR>Y command unrecognized"), breaking the client's
+		// reading of replies. An empty line gets "500 5.5.2 Error: bad
+		// syntax" and counts as a protocol error.
+		return []byte("\r\n")
+	}
 	verb := body
 	if len(verb) > 4 {
 		verb = verb[:4]
