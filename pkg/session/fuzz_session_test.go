@@ -72,7 +72,7 @@ func FuzzSession(f *testing.F) {
 	clients := []session.Client{
 		{Addr: netip.MustParseAddr("127.0.0.1")},  // in relay_networks
 		{Addr: netip.MustParseAddr("192.0.2.77")}, // a stranger
-		{Local: true},                             // local submission
+		{Local: true}, // local submission
 	}
 	f.Fuzz(func(t *testing.T, mode byte, input []byte) {
 		dir := t.TempDir()
