@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -89,4 +90,11 @@ func Alive(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
+
+// WaitListen waits until something listens on addr (127.0.0.1:port),
+// without connecting to it.
+func WaitListen(t testing.TB, addr string) {
+	t.Helper()
+	waitListen(t, addr)
 }
