@@ -156,6 +156,8 @@ func (a *Audit) Run() *Report {
 	au.tcpwrap()
 	au.authFile()
 	au.files()
+	au.milters()
+	au.chroot()
 	return &au.rep
 }
 
