@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +22,17 @@ import (
 	"smtp-bs/pkg/runner"
 	"smtp-bs/pkg/spool"
 )
+
+var movedAside, faultsInjected atomic.Int64
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if n := movedAside.Load() + faultsInjected.Load(); n > 0 {
+		fmt.Printf("runner: %d damaged files moved aside and %d spool faults injected; every healthy message delivered\n",
+			movedAside.Load(), faultsInjected.Load())
+	}
+	os.Exit(code)
+}
 
 // recorder is a Deliverer that records what it is given and accepts it.
 type recorder struct {
@@ -180,6 +192,7 @@ func TestDamagedFilesMovedAside(t *testing.T) {
 			t.Errorf("damaged message for %s was delivered", rcpt)
 		}
 	}
+	movedAside.Add(int64(st.MovedAside))
 	if want := len(damage) + 3; st.MovedAside != want {
 		t.Errorf("moved aside %d, want %d", st.MovedAside, want)
 	}
@@ -273,6 +286,7 @@ func TestRecordFailureKeepsMessage(t *testing.T) {
 		env := enqueue(t, sp, "a@example.net")
 		f.FailOp(c.op, errno)
 		st, _ := r.Pass(context.Background())
+		faultsInjected.Add(int64(f.Injected()))
 		if st.Errors != 1 {
 			t.Errorf("%v: pass stats %+v, want 1 error", errno, st)
 		}
@@ -286,6 +300,44 @@ func TestRecordFailureKeepsMessage(t *testing.T) {
 		}
 		if _, err := os.Stat(path(sp, "queue", env.ID)); err == nil {
 			t.Errorf("%v: message still queued after a recorded delivery", errno)
+		}
+	}
+}
+
+// TestBounceQueuedAgainWhileDelivered: after a crash between queueing a
+// bounce and recording it, the next pass handles the original and the
+// bounce at once: the original queues the bounce again under the same ID
+// while the first copy is delivered and removed. Neither order may leave
+// a damaged message behind (the crash suite found that Remove could
+// delete the new copy's data).
+func TestBounceQueuedAgainWhileDelivered(t *testing.T) {
+	for i := 0; i < 30; i++ {
+		rec := &recorder{}
+		r, sp, _ := newRunner(t, rec)
+		r.Config.Delivery.MaxConcurrency = 4
+		env := enqueue(t, sp, "gone@example.net")
+		now := time.Now()
+		if err := sp.Append(env.ID, spool.Record{Time: now, Kind: "failed", Rcpt: 0, Detail: "550 no such user"}); err != nil {
+			t.Fatal(err)
+		}
+		b := &spool.Envelope{ID: env.ID + ".b1", Received: now, From: "", Rcpts: []string{env.From}, Peer: "local",
+			Helo: "mx.example", Protocol: "local", Body: "8BITMIME"}
+		if err := sp.Enqueue(b, []byte("Subject: Undelivered Mail Returned to Sender\r\n\r\nx\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		for pass := 0; pass < 3; pass++ {
+			if _, err := r.Pass(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ents, _ := os.ReadDir(filepath.Join(sp.Dir, "corrupt")); len(ents) != 0 {
+			t.Fatalf("round %d: %d files moved to corrupt/", i, len(ents))
+		}
+		if ents, _ := os.ReadDir(filepath.Join(sp.Dir, "queue")); len(ents) != 0 {
+			t.Fatalf("round %d: %d messages left in the queue", i, len(ents))
+		}
+		if rec.got[env.From] == nil {
+			t.Fatalf("round %d: the bounce never reached %s", i, env.From)
 		}
 	}
 }
