@@ -153,11 +153,15 @@ func (t *Transport) transaction(c *smtp.Client, tg target, env *spool.Envelope, 
 		}
 		return out
 	}
-	opts := &smtp.MailOptions{Size: env.Size, UTF8: env.UTF8}
+	// SMTPUTF8 is needed only for a non-ASCII address (RFC 6531 3.4): a
+	// client that said SMTPUTF8 over an ASCII envelope (Go's net/smtp always
+	// does) must not make its mail undeliverable to a hop without it.
+	utf8 := env.UTF8 && NeedsSMTPUTF8(env.From, env.Rcpts, rcpts)
+	opts := &smtp.MailOptions{Size: env.Size, UTF8: utf8}
 	if err := c.Mail(env.From, opts); err != nil {
 		var se *smtp.SMTPError
 		isReply := errors.As(err, &se)
-		if env.UTF8 && !isReply {
+		if utf8 && !isReply {
 			return all(spool.Failed, fmt.Sprintf("5.6.7 %s does not support SMTPUTF8, which this message needs", host)), "", false
 		}
 		st, reply := classify(err, host, "MAIL FROM")
