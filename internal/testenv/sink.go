@@ -50,6 +50,8 @@ type SinkOptions struct {
 	Auth     map[string]string // user -> password: offer AUTH PLAIN/LOGIN
 	// NoSMTPUTF8 makes the sink an older server that does not offer SMTPUTF8.
 	NoSMTPUTF8 bool
+	// RequireTLS offers REQUIRETLS (inside TLS).
+	RequireTLS bool
 }
 
 // NewSinkWith starts a sink as o says.
@@ -72,6 +74,7 @@ func NewSinkWith(t testing.TB, o SinkOptions) *Sink {
 	}))
 	srv.Domain = "sink.test"
 	srv.EnableSMTPUTF8 = !o.NoSMTPUTF8
+	srv.EnableREQUIRETLS = o.RequireTLS
 	srv.MaxLineLength = 0
 	srv.TLSConfig = o.TLS
 	if o.TLS != nil && o.Implicit {

@@ -42,6 +42,9 @@ type Destination struct {
 	Relay bool
 	// TLS is the policy: "none", "opportunistic", "required" or "implicit".
 	TLS string
+	// VerifyTLS demands a verified certificate whatever tls_verify says
+	// (a REQUIRETLS message).
+	VerifyTLS bool
 }
 
 // Deliverer routes recipients and delivers groups of them.

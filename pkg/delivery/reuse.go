@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -38,7 +39,7 @@ type conn struct {
 }
 
 func reuseKey(tg target, dest Destination) string {
-	return dest.Key + "\x00" + dest.TLS + "\x00" + tg.host + "\x00" + tg.addr
+	return fmt.Sprintf("%s\x00%s\x00%v\x00%s\x00%s", dest.Key, dest.TLS, dest.VerifyTLS, tg.host, tg.addr)
 }
 
 // get returns a client for tg: an idle one that still answers RSET, or a

@@ -28,6 +28,14 @@ func (t *Transport) Deliver(ctx context.Context, dest Destination, env *spool.En
 		return all(spool.Deferred, fmt.Sprintf("5.4.6 mail for %s would loop back to this host: it is one of our names, "+
 			"but neither delivered here ([local] domains) nor routed ([delivery.routes], smarthost)", domain))
 	}
+	if env.RequireTLS {
+		// RFC 8689: only over TLS with a verified certificate, to a hop
+		// that promises REQUIRETLS onward (checked at MAIL FROM).
+		dest.TLS, dest.VerifyTLS = "required", true
+		if dest.Relay && t.o.SmarthostTLS == "implicit" {
+			dest.TLS = "implicit"
+		}
+	}
 	targets, st, reply := t.resolve(ctx, dest)
 	if len(targets) == 0 {
 		return all(st, reply)
@@ -62,7 +70,7 @@ func (t *Transport) open(ctx context.Context, tg target, dest Destination) (*smt
 		}
 		return conn, nil
 	}
-	verify := t.o.TLSVerify && (dest.TLS == "required" || dest.TLS == "implicit")
+	verify := dest.VerifyTLS || t.o.TLSVerify && (dest.TLS == "required" || dest.TLS == "implicit")
 	conn, err := dial()
 	if err != nil {
 		return nil, err
@@ -157,10 +165,13 @@ func (t *Transport) transaction(c *smtp.Client, tg target, env *spool.Envelope, 
 	// client that said SMTPUTF8 over an ASCII envelope (Go's net/smtp always
 	// does) must not make its mail undeliverable to a hop without it.
 	utf8 := env.UTF8 && NeedsSMTPUTF8(env.From, env.Rcpts, rcpts)
-	opts := &smtp.MailOptions{Size: env.Size, UTF8: utf8}
+	opts := &smtp.MailOptions{Size: env.Size, UTF8: utf8, RequireTLS: env.RequireTLS}
 	if err := c.Mail(env.From, opts); err != nil {
 		var se *smtp.SMTPError
 		isReply := errors.As(err, &se)
+		if env.RequireTLS && !isReply && strings.Contains(err.Error(), "REQUIRETLS") {
+			return all(spool.Failed, fmt.Sprintf("5.7.30 %s does not support REQUIRETLS, which the sender required", host)), "", false
+		}
 		if utf8 && !isReply {
 			return all(spool.Failed, fmt.Sprintf("5.6.7 %s does not support SMTPUTF8, which this message needs", host)), "", false
 		}

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"strings"
 	"testing"
@@ -269,5 +270,34 @@ func TestSMTPUTF8OnlyWhenAnAddressNeedsIt(t *testing.T) {
 	res = tr.Deliver(context.Background(), tr.Route("a@x.example"), e, []int{1}, strings.NewReader("Subject: t\r\n\r\nhi\r\n"))
 	if res[0].Status != spool.Failed || !strings.Contains(res[0].Reply, "5.6.7") {
 		t.Errorf("UTF-8 recipient to a hop without SMTPUTF8: %+v", res[0])
+	}
+}
+
+// TestRequireTLS: a REQUIRETLS message goes only over verified TLS to a hop
+// that offers REQUIRETLS; otherwise it waits (no TLS) or fails (5.7.30).
+func TestRequireTLS(t *testing.T) {
+	ca := testenv.NewCA(t, t.TempDir())
+	cert, _, _ := ca.Leaf(t, "127.0.0.1")
+	tlsSink := testenv.NewSinkWith(t, testenv.SinkOptions{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	plain := testenv.NewSink(t)
+	e := env1("r@x.example")
+	e.RequireTLS = true
+	send := func(s *testenv.Sink, pool *x509.CertPool) Result {
+		tr := New(Options{Hostname: "me", Smarthosts: []string{s.Addr}, SmarthostTLS: "opportunistic", RootCAs: pool})
+		return tr.Deliver(context.Background(), tr.Route("r@x.example"), e, []int{0}, strings.NewReader("Subject: t\r\n\r\nhi\r\n"))[0]
+	}
+	if r := send(plain, ca.Pool); r.Status != spool.Deferred || len(plain.Messages()) != 0 {
+		t.Errorf("REQUIRETLS to a hop without TLS: %+v (must not go in clear)", r)
+	}
+	if r := send(tlsSink, nil); r.Status != spool.Deferred || len(tlsSink.Messages()) != 0 {
+		t.Errorf("REQUIRETLS with an unverifiable certificate: %+v", r)
+	}
+	// The test sink offers no REQUIRETLS: verified TLS, then 5.7.30.
+	if r := send(tlsSink, ca.Pool); r.Status != spool.Failed || !strings.Contains(r.Reply, "5.7.30") {
+		t.Errorf("REQUIRETLS to a hop without it: %+v", r)
+	}
+	good := testenv.NewSinkWith(t, testenv.SinkOptions{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, RequireTLS: true})
+	if r := send(good, ca.Pool); r.Status != spool.Sent || len(good.Messages()) != 1 || !good.Messages()[0].TLS {
+		t.Errorf("REQUIRETLS to a verified hop that offers it: %+v", r)
 	}
 }
