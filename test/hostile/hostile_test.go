@@ -309,8 +309,19 @@ func TestNUL(t *testing.T) {
 	}
 	c.Cmd("QUIT", 221)
 
+	// NUL or a bare CR in a command line: a syntax error, and nothing of
+	// it is echoed in a reply.
+	for _, bad := range []string{"EHLO nul\x00host.example", "EHLO cr\rhost.example", "HELO a\rb", "X\rYZ", "MAIL FROM:<a@b.example>\r SIZE=1"} {
+		c = s.dial()
+		c.Send(bad + "\r\n")
+		code, text := c.Reply()
+		if code != 500 || strings.ContainsAny(text, "\r\x00") {
+			t.Errorf("%q: got %d %q, want 500 and nothing echoed", bad, code, text)
+		}
+		c.Cmd("QUIT", 221)
+	}
 	c = s.dial()
-	c.Cmd("EHLO nul\x00host.example", 250)
+	c.Cmd("EHLO host.example", 250)
 	c.Cmd("MAIL FROM:<a@client.example>", 250)
 	c.Cmd("RCPT TO:<b@remote.example>", 250)
 	c.Cmd("DATA", 354)
@@ -363,6 +374,7 @@ func TestWrongOrder(t *testing.T) {
 	}
 	c.Cmd("RSET", 250)
 	c.Cmd("QUIT", 221)
+	c.gone(5 * time.Second)
 	s.nothingSpooled("wrong order")
 }
 
