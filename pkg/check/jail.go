@@ -119,7 +119,7 @@ func (au *auditor) chroot() {
 	jail := au.real(dir)
 	fi, err := os.Stat(jail)
 	if errors.Is(err, fs.ErrNotExist) {
-		au.fail(Config, jail, "the chroot dir does not exist", "sh contrib/chroot/mkjail.sh "+quote(jail)+au.cfgArg())
+		au.fail(Config, jail, "the chroot dir does not exist", au.mkjail(jail))
 		return
 	}
 	if err != nil || !fi.IsDir() {
@@ -189,9 +189,18 @@ func (au *auditor) chroot() {
 		}
 		if len(missing) > 0 {
 			au.fail(Config, jail, fmt.Sprintf("[local] domains are served, and their recipient checks read %s inside the jail, where they are missing", strings.Join(missing, ", ")),
-				"sh contrib/chroot/mkjail.sh "+quote(jail)+au.cfgArg())
+				au.mkjail(jail))
 			return
 		}
 	}
 	au.ok("chroot %s: %s %s, only the spool inside is %s's", jail, owner(st), perm(st), au.id.Name)
+}
+
+// mkjail is the command that builds the jail (from the source tree).
+func (au *auditor) mkjail(jail string) string {
+	local := ""
+	if len(au.Config.Local.Domains) > 0 {
+		local = " -local"
+	}
+	return "sh contrib/chroot/mkjail.sh" + local + " -user " + quote(au.Config.RunAs) + au.cfgArg() + " " + quote(jail)
 }

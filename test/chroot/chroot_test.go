@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
@@ -35,15 +36,6 @@ func jailEnv(t *testing.T, required bool) (e *testenv.Env, jail string, sink *te
 	e = testenv.New(t)
 	jail = filepath.Join(e.Dir, "jail")
 	e.SpoolDir = filepath.Join(jail, "var", "spool", "smtp-bs")
-	if err := os.MkdirAll(filepath.Dir(e.SpoolDir), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := spool.Create(e.SpoolDir, spool.Ops{}); err != nil {
-		t.Fatal(err)
-	}
-	if testenv.IsRoot() {
-		testenv.Chown(t, e.SpoolDir, "mail")
-	}
 	allow, deny := filepath.Join(e.Dir, "hosts.allow"), filepath.Join(e.Dir, "hosts.deny")
 	os.WriteFile(allow, []byte("smtp-bs: 127.0.0.1\n"), 0o644)
 	os.WriteFile(deny, []byte("ALL: ALL\n"), 0o644)
@@ -52,6 +44,26 @@ func jailEnv(t *testing.T, required bool) (e *testenv.Env, jail string, sink *te
 	e.Extra["delivery"] = fmt.Sprintf("smarthost = %q\nsmarthost_tls = \"none\"", "["+strings.Replace(sink.Addr, ":", "]:", 1))
 	e.Extra["chroot"] = fmt.Sprintf("dir = %q\nrequired = %v", jail, required)
 	e.WriteConfig()
+	if testenv.IsRoot() {
+		// As an admin would: contrib/chroot/mkjail.sh, with qrun -init.
+		cmd := exec.Command("sh", filepath.Join(testenv.Root(), "contrib", "chroot", "mkjail.sh"), "-local", "-config", e.CfgFile, jail)
+		cmd.Env = append(os.Environ(), "QRUN="+testenv.Bin(t, "qrun"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("mkjail.sh: %v\n%s", err, out)
+		}
+		for _, p := range []string{"etc/passwd", "etc/group"} {
+			if _, err := os.Stat(filepath.Join(jail, p)); err != nil {
+				t.Errorf("mkjail.sh -local: %v", err)
+			}
+		}
+	} else {
+		if err := os.MkdirAll(filepath.Dir(e.SpoolDir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := spool.Create(e.SpoolDir, spool.Ops{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("smtp-bs log:\n%s", e.Log())
@@ -233,5 +245,42 @@ func waitLog(t *testing.T, e *testenv.Env, s string) {
 			t.Fatalf("log never said %q:\n%s", s, e.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSystemdJailDropIn: contrib/systemd/smtp-bs-jail.conf is a drop-in
+// systemd-analyze verify accepts with smtp-bs@.service, and the sandbox
+// still rates 1.5 or lower.
+func TestSystemdJailDropIn(t *testing.T) {
+	sa := testenv.Need(t, "systemd-analyze")
+	dir := t.TempDir()
+	bin := testenv.Bin(t, "smtp-bs")
+	for _, f := range []string{"smtp-bs@.service", "smtp-bs.socket"} {
+		b, err := os.ReadFile(filepath.Join(testenv.Root(), "contrib", "systemd", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), []byte(strings.ReplaceAll(string(b), "/usr/local/sbin/smtp-bs", bin)), 0o644)
+	}
+	dropIn, err := os.ReadFile(filepath.Join(testenv.Root(), "contrib", "systemd", "smtp-bs-jail.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(dir, "smtp-bs@.service.d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "smtp-bs@.service.d", "jail.conf"), []byte(strings.ReplaceAll(string(dropIn), "/usr/local/sbin/smtp-bs", bin)), 0o644)
+	unit := filepath.Join(dir, "smtp-bs@.service")
+	out, err := exec.Command(sa, "verify", "--man=no", unit).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	out, _ = exec.Command(sa, "security", "--offline=true", "--no-pager", unit).CombinedOutput()
+	m := regexp.MustCompile(`Overall exposure level for \S+: (\d+\.\d+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("systemd-analyze security:\n%s", out)
+	}
+	if f, _ := strconv.ParseFloat(m[1], 64); f > 1.5 {
+		t.Errorf("exposure with the jail drop-in: %s, above 1.5", m[1])
+	} else {
+		t.Logf("exposure with the jail drop-in: %s", m[1])
 	}
 }
