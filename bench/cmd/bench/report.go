@@ -96,8 +96,15 @@ func (r *report) markdown() string {
 	var b strings.Builder
 	host, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	fmt.Fprintf(&b, "# smtp-bs benchmark results\n\n")
-	fmt.Fprintf(&b, "Made by `make bench` (`go run ./bench/cmd/bench -rounds %d -delivery-rounds %d -scale-msgs %d`) on %s,\n",
-		r.opts.rounds, r.opts.deliveryRounds, r.opts.scaleMsgs, r.started.Format("2006-01-02 15:04 MST"))
+	var args []string
+	for _, a := range os.Args[1:] {
+		if a != "-inner" {
+			args = append(args, a)
+		}
+	}
+	cmd := strings.TrimSpace("go run ./bench/cmd/bench " + strings.Join(args, " "))
+	fmt.Fprintf(&b, "Made by `make bench` (`%s`: %d intake rounds, %d delivery rounds, %d messages in the scale spool) on %s,\n",
+		cmd, r.opts.rounds, r.opts.deliveryRounds, r.opts.scaleMsgs, r.started.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "%d CPUs, Linux %s, %s; %s in all. Load average before: %s, after: %s.\n\n",
 		runtime.NumCPU(), strings.TrimSpace(string(host)), runtime.Version(), r.elapsed.Round(time.Second), r.load0, r.load1)
 	b.WriteString("Every handler is started by tcpserver (ucspi-tcp), one process per connection, on 127.0.0.1, and driven\n" +
