@@ -117,6 +117,13 @@ func run() int {
 		if err != nil || !v.Allow {
 			log.Event(maillog.Warning, "reject", "stage", "tcpwrap", "peer", client, "daemon", daemon,
 				"rule", fmt.Sprintf("%s:%d", v.File, v.Line), "reason", v.Reason)
+			// Refuse reads the client's commands: not as root.
+			if jail {
+				if _, err := enterJail(cfg, id, log); err != nil {
+					conn.Close()
+					return sysexits.NoPerm
+				}
+			}
 			access.Refuse(conn, cfg.Hostname, 10*time.Second)
 			return sysexits.OK
 		}

@@ -173,6 +173,16 @@ func TestChrootAsRoot(t *testing.T) {
 	if !strings.HasPrefix(greet, "554 ") {
 		t.Errorf("127.0.0.3 (denied) got greeting %q, want 554", greet)
 	}
+	// The refusal reads the client's commands: jailed and as mail too.
+	if pid, err := testenv.WaitChild(ssa.Process.Pid, 5*time.Second); err != nil {
+		t.Error(err)
+	} else {
+		root, _ := os.Readlink(fmt.Sprintf("/proc/%d/root", pid))
+		uid, _ := testenv.Status(pid, "Uid")
+		if root != jail || strconv.FormatInt(uid, 10) != mail.Uid {
+			t.Errorf("the refusing session runs in %q as uid %d", root, uid)
+		}
+	}
 	c.Close()
 
 	// qrun is not jailed: it reads the same spool by its outside path.
