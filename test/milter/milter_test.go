@@ -205,6 +205,14 @@ func TestMilterVerdicts(t *testing.T) {
 	discarded2 := queuedRe.FindStringSubmatch(send(t, d, "sender@client.example", []string{"discard-me@remote.example", "ok@remote.example"}, message("plain", "", "Gone too.\r\n"), 250))[1]
 	held := queuedRe.FindStringSubmatch(send(t, d, "sender@client.example", []string{"ok@remote.example"}, message("quarantine", "", "Held.\r\n"), 250))[1]
 	passed := queuedRe.FindStringSubmatch(send(t, d, "sender@client.example", []string{"ok@remote.example"}, message("plain", "", "Fine.\r\n"), 250))[1]
+	// BDAT (CHUNKING) goes through the milters as DATA does.
+	d.Cmd("MAIL FROM:<sender@client.example>", 250)
+	d.Cmd("RCPT TO:<ok@remote.example>", 250)
+	chunk := message("reject", "", "Chunked spam.\r\n")
+	d.Send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(chunk), chunk))
+	if code, text := d.Reply(); code != 554 || !strings.Contains(text, "looks like spam") {
+		t.Errorf("BDAT: %q, want the milter's 554", text)
+	}
 	d.Cmd("QUIT", 221)
 
 	for _, id := range []string{discarded, discarded2} {
