@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +112,7 @@ func TestMboxWaitsForAnotherLocker(t *testing.T) {
 		t.Error("our dot-lock was left behind")
 	}
 	// A lock that is never released: temporary failure, mailbox untouched.
-	os.WriteFile(box+".lock", []byte("99999\n"), 0o444)
+	os.WriteFile(box+".lock", []byte(strconv.Itoa(os.Getpid())+"\n"), 0o444) // a live holder
 	before, _ := os.ReadFile(box)
 	err := AppendMbox(box, MboxOptions{UID: -1, LockWait: time.Second}, "s@x", nil, bytes.NewReader(msg("blocked", "x\r\n")), time.Now())
 	if !IsTemp(err) {
@@ -121,14 +122,20 @@ func TestMboxWaitsForAnotherLocker(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Error("mailbox changed although the lock was not ours")
 	}
+	// A lock whose holder is gone is taken over at once.
+	os.WriteFile(box+".lock", []byte("2147483000\n"), 0o444)
+	if err := AppendMbox(box, MboxOptions{UID: -1, LockWait: time.Second}, "s@x", nil, bytes.NewReader(msg("dead", "x\r\n")), time.Now()); err != nil {
+		t.Fatalf("lock of a dead process not taken over: %v", err)
+	}
+	os.WriteFile(box+".lock", []byte(strconv.Itoa(os.Getpid())+"\n"), 0o444)
 	// A stale lock (older than 5 minutes) is taken over.
 	old := time.Now().Add(-10 * time.Minute)
 	os.Chtimes(box+".lock", old, old)
 	if err := AppendMbox(box, MboxOptions{UID: -1}, "s@x", nil, bytes.NewReader(msg("stale", "x\r\n")), time.Now()); err != nil {
 		t.Fatalf("stale lock not taken over: %v", err)
 	}
-	if n := len(readBox(t, "mbox", box)); n != 2 {
-		t.Errorf("%d messages, want 2", n)
+	if n := len(readBox(t, "mbox", box)); n != 3 {
+		t.Errorf("%d messages, want 3", n)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -253,7 +254,7 @@ func dotLock(name string, tries int) (func(), error) {
 			}
 			return nil, temp("lock %s: %w", name, err)
 		}
-		if fi, err := os.Lstat(name); err == nil && time.Since(fi.ModTime()) > staleLock {
+		if fi, err := os.Lstat(name); err == nil && (time.Since(fi.ModTime()) > staleLock || deadHolder(name)) {
 			os.Remove(name)
 			continue
 		}
@@ -262,6 +263,21 @@ func dotLock(name string, tries int) (func(), error) {
 		}
 		time.Sleep(lockPause)
 	}
+}
+
+// deadHolder reports whether a dot-lock names, as its content, the pid of
+// a process that no longer exists (we write ours; so does procmail's
+// lockfile). A lock without a pid only goes stale by age.
+func deadHolder(name string) bool {
+	b, err := os.ReadFile(name)
+	if err != nil || len(b) > 32 {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return false
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
 // localHeader is what final delivery adds on top (RFC 5321 4.4).
