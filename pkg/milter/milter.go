@@ -389,14 +389,14 @@ func (s *Session) Mail(m MailInfo) Verdict {
 	defer s.mu.Unlock()
 	s.abortOpen()
 	if s.connV.Final() {
-		return s.connV
+		return s.sessionVerdict(s.connV)
 	}
 	if v, ok := s.downVerdict("mail"); ok {
 		return v
 	}
 	s.sendHelo(&m)
 	if s.heloV.Final() {
-		return s.heloV
+		return s.sessionVerdict(s.heloV)
 	}
 	if v, ok := s.downVerdict("mail"); ok {
 		return v
@@ -435,6 +435,16 @@ func (s *Session) Mail(m MailInfo) Verdict {
 		}
 	}
 	return Verdict{Kind: Continue}
+}
+
+// sessionVerdict applies a connect or HELO verdict to a transaction: a
+// discard there discards every message of the session. Call with s.mu
+// held.
+func (s *Session) sessionVerdict(v Verdict) Verdict {
+	if v.Kind == Discard {
+		s.discard = v
+	}
+	return v
 }
 
 // Rcpt sends one accepted recipient. Reject and TempFail refuse that
