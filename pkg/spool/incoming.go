@@ -84,6 +84,16 @@ func (m *Incoming) commit(env *Envelope, dir string) (err error) {
 	if err := m.w.Flush(); err != nil {
 		return fmt.Errorf("spool: write %s: %w", m.id, err)
 	}
+	// Both files are written before either is fsynced, and both links
+	// made before either directory is fsynced: every file and directory is
+	// still fsynced before the 250, but a journaling file system (ext4,
+	// xfs) then commits each pair in one journal transaction instead of
+	// four, which is most of the cost of accepting a message.
+	ef, err := m.s.createEnvelope(dirTmp, m.id+".env", env)
+	if err != nil {
+		return err
+	}
+	defer ef.Close()
 	if err := m.s.ops.Fsync(m.f); err != nil {
 		return fmt.Errorf("spool: fsync %s: %w", m.id, err)
 	}
@@ -91,8 +101,11 @@ func (m *Incoming) commit(env *Envelope, dir string) (err error) {
 		return fmt.Errorf("spool: close %s: %w", m.id, err)
 	}
 	m.closed = true
-	if err := m.s.writeFile(dirTmp, m.id+".env", env); err != nil {
-		return err
+	if err := m.s.ops.Fsync(ef); err != nil {
+		return fmt.Errorf("spool: fsync %s.env: %w", m.id, err)
+	}
+	if err := ef.Close(); err != nil {
+		return fmt.Errorf("spool: close %s.env: %w", m.id, err)
 	}
 	s := m.s
 	if err := s.ops.Link(s.path(dirTmp, m.id+".data"), s.path(dirData, m.id)); err != nil {
@@ -101,10 +114,11 @@ func (m *Incoming) commit(env *Envelope, dir string) (err error) {
 		}
 		return fmt.Errorf("spool: commit %s: %w", m.id, err)
 	}
-	if err := s.fsyncDir(dirData); err != nil {
-		os.Remove(s.path(dirData, m.id))
-		return fmt.Errorf("spool: commit %s: fsync data/: %w", m.id, err)
-	}
+	// The envelope's link is the commit point. It comes after the data's,
+	// so a journal that keeps the order of its operations (all of the
+	// above do) never holds the envelope without the data; a file system
+	// that does not could leave a damaged envelope, never acknowledged,
+	// which qrun moves aside.
 	if err := s.ops.Link(s.path(dirTmp, m.id+".env"), s.path(dir, m.id)); err != nil {
 		os.Remove(s.path(dirData, m.id))
 		if errors.Is(err, fs.ErrExist) {
@@ -112,12 +126,15 @@ func (m *Incoming) commit(env *Envelope, dir string) (err error) {
 		}
 		return fmt.Errorf("spool: commit %s: %w", m.id, err)
 	}
-	if err := s.fsyncDir(dir); err != nil {
-		// The link may or may not survive a crash now; withdrawing it is the
-		// only way to make "not committed" true, so the client may retry.
-		os.Remove(s.path(dir, m.id))
-		os.Remove(s.path(dirData, m.id))
-		return fmt.Errorf("spool: commit %s: fsync %s/: %w", m.id, dir, err)
+	for _, d := range []string{dirData, dir} {
+		if err := s.fsyncDir(d); err != nil {
+			// The links may or may not survive a crash now; withdrawing them
+			// is the only way to make "not committed" true, so the client
+			// may retry.
+			os.Remove(s.path(dir, m.id))
+			os.Remove(s.path(dirData, m.id))
+			return fmt.Errorf("spool: commit %s: fsync %s/: %w", m.id, d, err)
+		}
 	}
 	os.Remove(s.path(dirTmp, m.id+".data"))
 	os.Remove(s.path(dirTmp, m.id+".env"))
@@ -132,6 +149,26 @@ func (m *Incoming) Abort() {
 	}
 	os.Remove(m.s.path(dirTmp, m.id+".data"))
 	os.Remove(m.s.path(dirTmp, m.id+".env"))
+}
+
+// createEnvelope writes env to dir/name and returns the file, open and not
+// yet fsynced; on error nothing is left.
+func (s *Spool) createEnvelope(dir, name string, env *Envelope) (*os.File, error) {
+	b, err := env.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	p := s.path(dir, name)
+	f, err := s.ops.Create(p)
+	if err != nil {
+		return nil, fmt.Errorf("spool: create %s: %w", name, err)
+	}
+	if _, err := s.ops.Write(f, b); err != nil {
+		f.Close()
+		os.Remove(p)
+		return nil, fmt.Errorf("spool: write %s: %w", name, err)
+	}
+	return f, nil
 }
 
 // writeFile writes env to dir/name and fsyncs it.
