@@ -227,6 +227,12 @@ func (au *auditor) configFile() {
 		return
 	}
 	path := au.real(au.ConfigPath)
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		// -config /dev/null (scripts/run-local.sh) means "all defaults":
+		// there is no file to own, and no fix to give for a device.
+		au.note("config %s is not a regular file (%v): the embedded defaults are in use", path, fi.Mode().Type())
+		return
+	}
 	dir := filepath.Dir(path)
 	au.chained[dir] = true // checked here, with the config's own rules
 	au.ancestry(filepath.Dir(dir))
