@@ -86,6 +86,11 @@ func ParseList(s string) ([]string, error) {
 				quoted = false
 			}
 		case literal:
+			// A domain literal is one word: folding white space ends it
+			// nowhere, and a line break inside it is damage.
+			if c == '\r' || c == '\n' {
+				bad = true
+			}
 			dst().WriteByte(c)
 			literal = c != ']'
 		case c == '"':
