@@ -346,11 +346,34 @@ func Parse(source string, src []byte) (*Config, error) {
 		}
 		return nil, &Error{Source: source, Msg: err.Error()}
 	}
+	// The decoder matches keys to fields regardless of case, so "Hostname"
+	// and "hostname" would both set one field, the last one read winning:
+	// every key of ours is lower case, and only map keys (route domains,
+	// user names) may be written otherwise.
+	for _, k := range md.Keys() {
+		if k := mixedCaseKey(k); k != nil {
+			return nil, &Error{Source: source, Line: lineOf(src, k), Key: k.String(), Msg: "unknown key (keys are lower case)"}
+		}
+	}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
 		return nil, &Error{Source: source, Line: lineOf(src, k), Key: k.String(), Msg: "unknown key"}
 	}
 	return c, c.validate(src, md)
+}
+
+// mixedCaseKey returns k if one of its parts that names a field of ours
+// is not lower case; parts inside a map of the admin's names do not count.
+func mixedCaseKey(k toml.Key) toml.Key {
+	for i, part := range k {
+		if i > 0 && (k[i-1] == "routes" || k[i-1] == "senders") {
+			return nil
+		}
+		if part != strings.ToLower(part) {
+			return k
+		}
+	}
+	return nil
 }
 
 var typeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)

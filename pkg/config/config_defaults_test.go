@@ -72,6 +72,8 @@ func TestErrorsNameKeyAndLine(t *testing.T) {
 		line     int
 	}{
 		{"bogus = 1\n", "bogus", 1},
+		{"hostname = \"a.example\"\nHostName = \"b.example\"\n", "HostName", 2},
+		{"[SMTP]\nmax_errors = 5\n", "SMTP", 1},
 		{"[smtp]\n# comment\nmax_recipents = 5\n", "smtp.max_recipents", 3},
 		{"[smtp]\nrelay_networks = [\"10.0.0.1/8\"]\n", "smtp.relay_networks", 2},
 		{"[smtp]\nrelay_networks = [\"example.com\"]\n", "smtp.relay_networks", 2},
