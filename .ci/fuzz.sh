@@ -29,7 +29,24 @@ for dir in "${dirs[@]}"; do
 	dir=${dir#./}
 	for name in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go | sed 's/^func //' | sort -u); do
 		echo "fuzz: $dir $name for $fuzztime"
-		if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "./$dir"; then
+		# The fuzzing engine itself can time out talking to a worker on a
+		# loaded machine ("context deadline exceeded", no input written):
+		# that says nothing of our code, so such a run is tried once more.
+		# A real failure always writes its input and fails at once.
+		ok=0
+		for attempt in 1 2; do
+			out=$(mktemp)
+			if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "./$dir" 2>&1 | tee "$out"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+				ok=1
+			elif [ "$attempt" = 1 ] && grep -q 'context deadline exceeded' "$out" && ! grep -q 'Failing input written' "$out"; then
+				echo "fuzz: $dir $name: the fuzzing engine timed out, not the target; once more"
+				rm -f "$out"
+				continue
+			fi
+			rm -f "$out"
+			break
+		done
+		if [ "$ok" = 1 ]; then
 			pass=$((pass + 1))
 		else
 			failed+=("$dir $name")
