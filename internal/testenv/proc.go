@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -20,7 +19,7 @@ func (e *Env) SocketActivateCmd(extraArgs ...string) (string, *exec.Cmd) {
 	addr := FreePort(e.T)
 	args := append([]string{"-l", addr, "--accept"}, extraArgs...)
 	cmd := Start(e.T, ssa, append(args, Bin(e.T, "smtp-bs"), "-config", e.CfgFile)...)
-	waitListen(e.T, addr)
+	WaitListen(e.T, addr)
 	return addr, cmd
 }
 
@@ -90,11 +89,4 @@ func Alive(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
-}
-
-// WaitListen waits until something listens on addr (127.0.0.1:port),
-// without connecting to it.
-func WaitListen(t testing.TB, addr string) {
-	t.Helper()
-	waitListen(t, addr)
 }

@@ -61,7 +61,7 @@ func StartSmtpSink(t testing.TB) *SmtpSink {
 			t.Logf("smtp-sink: %s", out.String())
 		}
 	})
-	waitListen(t, s.Addr)
+	WaitListen(t, s.Addr)
 	return s
 }
 

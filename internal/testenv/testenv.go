@@ -258,23 +258,23 @@ func (e *Env) SocketActivate() string {
 	ssa := Need(e.T, "systemd-socket-activate")
 	addr := FreePort(e.T)
 	Start(e.T, ssa, "-l", addr, "--accept", Bin(e.T, "smtp-bs"), "-config", e.CfgFile)
-	waitListen(e.T, addr)
+	WaitListen(e.T, addr)
 	return addr
 }
 
-// waitListen polls /proc/net/tcp for a listener instead of connecting, so
+// WaitListen polls /proc/net/tcp for a listener instead of connecting, so
 // no probe session shows up in the log.
-func waitListen(t testing.TB, addr string) {
+func WaitListen(t testing.TB, addr string) {
 	t.Helper()
 	_, portStr, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portStr)
-	want := fmt.Sprintf(":%04X ", port)
+	want := fmt.Sprintf(":%04X", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		b, _ := os.ReadFile("/proc/net/tcp")
 		for _, line := range strings.Split(string(b), "\n") {
 			f := strings.Fields(line)
-			if len(f) > 3 && strings.HasSuffix(f[1], want[:len(want)-1]) && f[3] == "0A" {
+			if len(f) > 3 && strings.HasSuffix(f[1], want) && f[3] == "0A" {
 				return
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"smtp-bs/pkg/address"
 	"strings"
 	"time"
 )
@@ -92,7 +93,7 @@ func Build(r Report, original io.Reader) []byte {
 	for _, f := range r.Failures {
 		b.WriteString("\r\n")
 		rcptType := "rfc822"
-		if !isASCII(f.Rcpt) {
+		if !address.IsASCII(f.Rcpt) {
 			rcptType = "utf-8"
 		}
 		hdr("Final-Recipient", rcptType+"; "+f.Rcpt)
@@ -147,13 +148,4 @@ func randomBoundary() string {
 	var buf [12]byte
 	rand.Read(buf[:])
 	return "=_smtp-bs_" + hex.EncodeToString(buf[:])
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"smtp-bs/pkg/address"
 	"strings"
 	"sync"
 	"time"
@@ -44,8 +45,6 @@ type Stats struct {
 	Bounces, Warnings      int // DSNs queued
 	Removed, MovedAside    int
 	Errors                 int // messages a local error kept from being handled
-	Held                   int
-	Oldest                 time.Duration
 	mu                     sync.Mutex
 	handled                map[string]bool // IDs this pass took up
 }
@@ -92,7 +91,7 @@ func (r *Runner) newWork(handled map[string]bool) bool {
 
 func (s *Stats) merge(o *Stats, first bool) {
 	if first {
-		s.Scanned, s.Held, s.Oldest = o.Scanned, o.Held, o.Oldest
+		s.Scanned = o.Scanned
 	}
 	s.Due += o.Due
 	s.Sent += o.Sent
@@ -135,11 +134,7 @@ func (r *Runner) Pass(ctx context.Context) (*Stats, error) {
 	var wg sync.WaitGroup
 	for _, e := range entries {
 		st.Scanned++
-		if t, ok := spool.IDTime(e.ID); ok && now.Sub(t) > st.Oldest {
-			st.Oldest = now.Sub(t)
-		}
 		if e.Held {
-			st.Held++
 			continue
 		}
 		if e.NextTry.After(now) {
@@ -380,7 +375,7 @@ func (p *pass) bounce(env *spool.Envelope, st *spool.State) error {
 	content := r.report(env, st, idx, "failed", bid, to, now)
 	benv := &spool.Envelope{
 		ID: bid, Received: now, From: "", Rcpts: []string{to}, Peer: "local",
-		Helo: r.Config.Hostname, Protocol: "local", Body: "8BITMIME", UTF8: !isASCII(to),
+		Helo: r.Config.Hostname, Protocol: "local", Body: "8BITMIME", UTF8: !address.IsASCII(to),
 	}
 	if err := r.Spool.Enqueue(benv, content); err != nil && !errors.Is(err, spool.ErrExists) {
 		return fmt.Errorf("runner: queue bounce for %s: %w", env.ID, err)
@@ -424,7 +419,7 @@ func (p *pass) warn(env *spool.Envelope, st *spool.State) error {
 	content := r.report(env, st, idx, "delayed", wid, env.From, now)
 	wenv := &spool.Envelope{
 		ID: wid, Received: now, From: "", Rcpts: []string{env.From}, Peer: "local",
-		Helo: r.Config.Hostname, Protocol: "local", Body: "8BITMIME", UTF8: !isASCII(env.From),
+		Helo: r.Config.Hostname, Protocol: "local", Body: "8BITMIME", UTF8: !address.IsASCII(env.From),
 	}
 	if err := r.Spool.Enqueue(wenv, content); err != nil && !errors.Is(err, spool.ErrExists) {
 		return fmt.Errorf("runner: queue delay warning for %s: %w", env.ID, err)
@@ -502,13 +497,4 @@ func (r *Runner) aside(id string, cause error, st *Stats) error {
 	}
 	r.Log.Event(maillog.Error, "moved-aside", "id", id, "dir", "corrupt/", "err", cause)
 	return nil
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }

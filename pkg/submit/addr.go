@@ -3,6 +3,7 @@ package submit
 import (
 	"fmt"
 	"mime"
+	"smtp-bs/pkg/address"
 	"strings"
 )
 
@@ -169,14 +170,6 @@ func hasDomain(addr string) bool {
 }
 
 // isASCII reports whether s needs no SMTPUTF8.
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] > 127 {
-			return false
-		}
-	}
-	return true
-}
 
 // dedupKey compares addresses with the domain in any case, as SMTP does.
 func dedupKey(addr string) string {
@@ -204,7 +197,7 @@ func FormatAddress(name, addr string) string {
 }
 
 func encodeName(name string) string {
-	if !isASCII(name) {
+	if !address.IsASCII(name) {
 		return mime.QEncoding.Encode("utf-8", name)
 	}
 	if !strings.ContainsAny(name, `()<>[]:;@\,."`) {

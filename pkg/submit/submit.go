@@ -30,6 +30,7 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"smtp-bs/pkg/address"
 	"strings"
 	"time"
 
@@ -172,7 +173,7 @@ func Submit(ctx context.Context, o *Options, env Env, stdin io.Reader) (*Result,
 	}
 	seen := map[string]bool{}
 	var envRcpts []string
-	utf8 := !isASCII(sender)
+	utf8 := !address.IsASCII(sender)
 	for _, r := range rcpts {
 		r = Qualify(r, host)
 		if seen[dedupKey(r)] {
@@ -180,7 +181,7 @@ func Submit(ctx context.Context, o *Options, env Env, stdin io.Reader) (*Result,
 		}
 		seen[dedupKey(r)] = true
 		envRcpts = append(envRcpts, r)
-		if !isASCII(r) {
+		if !address.IsASCII(r) {
 			utf8 = true
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -98,27 +97,8 @@ func (s *site) activate(args ...string) string {
 	ssa := testenv.Need(s.t, "systemd-socket-activate")
 	addr := testenv.FreePort(s.t)
 	testenv.Start(s.t, ssa, append([]string{"-l", addr, "--accept", testenv.Bin(s.t, "smtp-bs"), "-config", s.e.CfgFile}, args...)...)
-	waitListen(s.t, addr)
+	testenv.WaitListen(s.t, addr)
 	return addr
-}
-
-func waitListen(t *testing.T, addr string) {
-	t.Helper()
-	_, portStr, _ := net.SplitHostPort(addr)
-	port, _ := strconv.Atoi(portStr)
-	want := fmt.Sprintf(":%04X", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile("/proc/net/tcp")
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 3 && strings.HasSuffix(f[1], want) && f[3] == "0A" {
-				return
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on %s", addr)
 }
 
 func (s *site) tlsConfig() *tls.Config {
