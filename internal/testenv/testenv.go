@@ -9,6 +9,7 @@ package testenv
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -186,6 +187,36 @@ func (e *Env) Queued() []string {
 		ids = append(ids, de.Name())
 	}
 	return ids
+}
+
+// Message reads a queued (or held) message: its envelope and content.
+func (e *Env) Message(id string) (*spool.Envelope, string) {
+	e.T.Helper()
+	return ReadMessage(e.T, e.SpoolDir, id)
+}
+
+// ReadMessage reads message id of the spool at dir through pkg/spool, as
+// qrun would.
+func ReadMessage(t testing.TB, dir, id string) (*spool.Envelope, string) {
+	t.Helper()
+	sp, err := spool.Open(dir, spool.Ops{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := sp.ReadEnvelope(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := sp.OpenData(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	b, err := io.ReadAll(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, string(b)
 }
 
 // Qrun runs qrun with the env's config and args; it returns the combined

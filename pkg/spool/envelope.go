@@ -11,9 +11,11 @@ import (
 	"time"
 )
 
-// EnvelopeVersion is the on-disk format version this code writes. A file
-// of a newer version is moved aside, not guessed at.
-const EnvelopeVersion = 1
+// EnvelopeVersion is the on-disk format version this code writes: 2 is an
+// envelope at the end of the message's one file (trailer.go); 1, still
+// read, was an envelope in queue/ID with the content in data/ID. A file of
+// a newer version is moved aside, not guessed at.
+const EnvelopeVersion = 2
 
 const envelopeMagic = "smtp-bs-envelope"
 
@@ -30,7 +32,7 @@ type Envelope struct {
 	Peer     string   // client address, or "local"
 	Helo     string
 	Protocol string // ESMTP, ESMTPS, UTF8SMTP, ...
-	Size     int64  // bytes in data/ID
+	Size     int64  // bytes of content
 	Body     string // 7BIT, 8BITMIME or BINARYMIME as the client declared
 	UTF8     bool   // SMTPUTF8 was given
 	// RequireTLS: the client asked for REQUIRETLS (RFC 8689): deliver

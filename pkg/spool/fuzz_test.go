@@ -27,7 +27,8 @@ func FuzzParseEnvelope(f *testing.F) {
 	}
 	f.Add(b)
 	f.Add(b[:len(b)/2])
-	f.Add(bytes.Replace(b, []byte("envelope 1"), []byte("envelope 2"), 1))
+	f.Add(bytes.Replace(b, []byte("envelope 2"), []byte("envelope 1"), 1))
+	f.Add(bytes.Replace(b, []byte("envelope 2"), []byte("envelope 3"), 1))
 	f.Add([]byte("smtp-bs-envelope 1\nid 660e11238526f00474a.b1\nreceived 2026-11-22T17:00:00Z\nfrom <>\nsize 0\nrcpt <a@b>\nend\n"))
 	f.Add([]byte(""))
 	f.Add([]byte("\x00\x00\x00"))

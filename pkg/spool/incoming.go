@@ -28,7 +28,7 @@ var ErrExists = errors.New("spool: queue ID already in use")
 // New starts a message under a fresh queue ID.
 func (s *Spool) New() (*Incoming, error) {
 	id := s.newID()
-	f, err := s.ops.Create(s.path(dirTmp, id+".data"))
+	f, err := s.ops.Create(s.path(dirTmp, id))
 	if err != nil {
 		return nil, fmt.Errorf("spool: create %s: %w", id, err)
 	}
@@ -81,19 +81,12 @@ func (m *Incoming) commit(env *Envelope, dir string) (err error) {
 		return m.err
 	}
 	env.ID, env.Size = m.id, m.n
+	if err := env.appendTrailer(m.w); err != nil {
+		return fmt.Errorf("spool: write %s: %w", m.id, err)
+	}
 	if err := m.w.Flush(); err != nil {
 		return fmt.Errorf("spool: write %s: %w", m.id, err)
 	}
-	// Both files are written before either is fsynced, and both links
-	// made before either directory is fsynced: every file and directory is
-	// still fsynced before the 250, but a journaling file system (ext4,
-	// xfs) then commits each pair in one journal transaction instead of
-	// four, which is most of the cost of accepting a message.
-	ef, err := m.s.createEnvelope(dirTmp, m.id+".env", env)
-	if err != nil {
-		return err
-	}
-	defer ef.Close()
 	if err := m.s.ops.Fsync(m.f); err != nil {
 		return fmt.Errorf("spool: fsync %s: %w", m.id, err)
 	}
@@ -101,43 +94,26 @@ func (m *Incoming) commit(env *Envelope, dir string) (err error) {
 		return fmt.Errorf("spool: close %s: %w", m.id, err)
 	}
 	m.closed = true
-	if err := m.s.ops.Fsync(ef); err != nil {
-		return fmt.Errorf("spool: fsync %s.env: %w", m.id, err)
-	}
-	if err := ef.Close(); err != nil {
-		return fmt.Errorf("spool: close %s.env: %w", m.id, err)
-	}
-	s := m.s
-	if err := s.ops.Link(s.path(dirTmp, m.id+".data"), s.path(dirData, m.id)); err != nil {
+	return m.s.publish(m.id, dir)
+}
+
+// publish links the written and fsynced tmp/ID into dir (queue/ or hold/)
+// and makes that durable: the commit point. It never replaces a message.
+func (s *Spool) publish(id, dir string) error {
+	if err := s.ops.Link(s.path(dirTmp, id), s.path(dir, id)); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("spool: commit %s: %w", m.id, ErrExists)
+			return fmt.Errorf("spool: commit %s: %w", id, ErrExists)
 		}
-		return fmt.Errorf("spool: commit %s: %w", m.id, err)
+		return fmt.Errorf("spool: commit %s: %w", id, err)
 	}
-	// The envelope's link is the commit point. It comes after the data's,
-	// so a journal that keeps the order of its operations (all of the
-	// above do) never holds the envelope without the data; a file system
-	// that does not could leave a damaged envelope, never acknowledged,
-	// which qrun moves aside.
-	if err := s.ops.Link(s.path(dirTmp, m.id+".env"), s.path(dir, m.id)); err != nil {
-		os.Remove(s.path(dirData, m.id))
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("spool: commit %s: %w", m.id, ErrExists)
-		}
-		return fmt.Errorf("spool: commit %s: %w", m.id, err)
+	if err := s.fsyncDir(dir); err != nil {
+		// The link may or may not survive a crash now; withdrawing it is
+		// the only way to make "not committed" true, so the client may
+		// retry.
+		os.Remove(s.path(dir, id))
+		return fmt.Errorf("spool: commit %s: fsync %s/: %w", id, dir, err)
 	}
-	for _, d := range []string{dirData, dir} {
-		if err := s.fsyncDir(d); err != nil {
-			// The links may or may not survive a crash now; withdrawing them
-			// is the only way to make "not committed" true, so the client
-			// may retry.
-			os.Remove(s.path(dir, m.id))
-			os.Remove(s.path(dirData, m.id))
-			return fmt.Errorf("spool: commit %s: fsync %s/: %w", m.id, d, err)
-		}
-	}
-	os.Remove(s.path(dirTmp, m.id+".data"))
-	os.Remove(s.path(dirTmp, m.id+".env"))
+	os.Remove(s.path(dirTmp, id))
 	return nil
 }
 
@@ -147,56 +123,7 @@ func (m *Incoming) Abort() {
 		m.f.Close()
 		m.closed = true
 	}
-	os.Remove(m.s.path(dirTmp, m.id+".data"))
-	os.Remove(m.s.path(dirTmp, m.id+".env"))
-}
-
-// createEnvelope writes env to dir/name and returns the file, open and not
-// yet fsynced; on error nothing is left.
-func (s *Spool) createEnvelope(dir, name string, env *Envelope) (*os.File, error) {
-	b, err := env.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	p := s.path(dir, name)
-	f, err := s.ops.Create(p)
-	if err != nil {
-		return nil, fmt.Errorf("spool: create %s: %w", name, err)
-	}
-	if _, err := s.ops.Write(f, b); err != nil {
-		f.Close()
-		os.Remove(p)
-		return nil, fmt.Errorf("spool: write %s: %w", name, err)
-	}
-	return f, nil
-}
-
-// writeFile writes env to dir/name and fsyncs it.
-func (s *Spool) writeFile(dir, name string, env *Envelope) error {
-	b, err := env.Marshal()
-	if err != nil {
-		return err
-	}
-	p := s.path(dir, name)
-	f, err := s.ops.Create(p)
-	if err != nil {
-		return fmt.Errorf("spool: create %s: %w", name, err)
-	}
-	if _, err := s.ops.Write(f, b); err != nil {
-		f.Close()
-		os.Remove(p)
-		return fmt.Errorf("spool: write %s: %w", name, err)
-	}
-	if err := s.ops.Fsync(f); err != nil {
-		f.Close()
-		os.Remove(p)
-		return fmt.Errorf("spool: fsync %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(p)
-		return fmt.Errorf("spool: close %s: %w", name, err)
-	}
-	return nil
+	os.Remove(m.s.path(dirTmp, m.id))
 }
 
 // Enqueue queues a whole message at once (a bounce qrun makes). The ID is
@@ -207,16 +134,19 @@ func (s *Spool) Enqueue(env *Envelope, content []byte) error {
 	}
 	defer s.lockID(env.ID)()
 	env.Size = int64(len(content))
-	tmpData, tmpEnv := s.path(dirTmp, env.ID+".data"), s.path(dirTmp, env.ID+".env")
-	os.Remove(tmpData)
-	os.Remove(tmpEnv)
-	defer os.Remove(tmpData)
-	defer os.Remove(tmpEnv)
-	f, err := s.ops.Create(tmpData)
+	tmp := s.path(dirTmp, env.ID)
+	os.Remove(tmp) // left by a crash of an earlier try: ours
+	defer os.Remove(tmp)
+	f, err := s.ops.Create(tmp)
 	if err != nil {
 		return fmt.Errorf("spool: create %s: %w", env.ID, err)
 	}
-	_, err = s.ops.Write(f, content)
+	w := bufio.NewWriterSize(writerFunc(func(p []byte) (int, error) { return s.ops.Write(f, p) }), 64<<10)
+	w.Write(content)
+	err = env.appendTrailer(w)
+	if err == nil {
+		err = w.Flush()
+	}
 	if err == nil {
 		err = s.ops.Fsync(f)
 	}
@@ -226,37 +156,14 @@ func (s *Spool) Enqueue(env *Envelope, content []byte) error {
 	if err != nil {
 		return fmt.Errorf("spool: write %s: %w", env.ID, err)
 	}
-	if err := s.writeFile(dirTmp, env.ID+".env", env); err != nil {
-		return err
-	}
 	// Due now by the spool's clock (the file system's may differ in tests).
 	now := s.ops.Now()
-	os.Chtimes(tmpEnv, now, now)
-	if _, err := os.Lstat(s.path(dirQueue, env.ID)); err == nil {
-		return ErrExists
-	}
-	// data/ID may be left over from a crash between the two links below;
-	// it is ours, so replace it.
-	if err := s.ops.Rename(tmpData, s.path(dirData, env.ID)); err != nil {
-		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
-	}
-	// From here on, a failure withdraws what was done, as Commit does: an
-	// error means "not queued", and the runner makes the bounce again.
-	if err := s.fsyncDir(dirData); err != nil {
-		os.Remove(s.path(dirData, env.ID))
-		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
-	}
-	if err := s.ops.Link(tmpEnv, s.path(dirQueue, env.ID)); err != nil {
-		if errors.Is(err, fs.ErrExist) {
+	os.Chtimes(tmp, now, now)
+	if err := s.publish(env.ID, dirQueue); err != nil {
+		if errors.Is(err, ErrExists) {
 			return ErrExists
 		}
-		os.Remove(s.path(dirData, env.ID))
-		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
-	}
-	if err := s.fsyncDir(dirQueue); err != nil {
-		os.Remove(s.path(dirQueue, env.ID))
-		os.Remove(s.path(dirData, env.ID))
-		return fmt.Errorf("spool: commit %s: %w", env.ID, err)
+		return err
 	}
 	return nil
 }

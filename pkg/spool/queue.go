@@ -3,6 +3,7 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -53,20 +54,21 @@ func (s *Spool) Scan(aside func(name string, err error)) ([]Entry, error) {
 	return out, nil
 }
 
-// ReadEnvelope reads queue/ID (or hold/ID).
+// ReadEnvelope reads the envelope of queue/ID (or hold/ID).
 func (s *Spool) ReadEnvelope(id string) (*Envelope, error) {
 	if err := cleanName(id); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(s.path(dirQueue, id))
-	if errors.Is(err, fs.ErrNotExist) {
-		f, err = os.Open(s.path(dirHold, id))
-	}
+	f, err := s.openQueued(id)
 	if err != nil {
 		return nil, fmt.Errorf("spool: open envelope %s: %w", id, err)
 	}
 	defer f.Close()
-	env, err := ParseEnvelope(f)
+	env, err := readTrailer(f)
+	if errors.Is(err, errNoTrailer) {
+		// A version 1 message: the file is the envelope.
+		env, err = ParseEnvelope(io.NewSectionReader(f, 0, maxEnvelope+1))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("spool: %s: %w", id, err)
 	}
@@ -76,9 +78,36 @@ func (s *Spool) ReadEnvelope(id string) (*Envelope, error) {
 	return env, nil
 }
 
-// OpenData opens data/ID and checks it has the envelope's size, so a
-// truncated message is never sent as if whole.
-func (s *Spool) OpenData(env *Envelope) (*os.File, error) {
+// OpenData opens a queued message's content and checks it has the
+// envelope's size, so a truncated message is never sent as if whole.
+func (s *Spool) OpenData(env *Envelope) (*Data, error) {
+	if err := cleanName(env.ID); err != nil {
+		return nil, err
+	}
+	f, err := s.openQueued(env.ID)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("spool: open %s: %w", env.ID, ErrNotQueued)
+		}
+		return nil, fmt.Errorf("spool: open %s: %w", env.ID, err)
+	}
+	onFile, err := readTrailer(f)
+	if err == nil {
+		if onFile.Size != env.Size {
+			f.Close()
+			return nil, fmt.Errorf("spool: %s: %w: content is %d bytes, envelope says %d", env.ID, ErrCorrupt, onFile.Size, env.Size)
+		}
+		return &Data{SectionReader: io.NewSectionReader(f, 0, env.Size), f: f}, nil
+	}
+	f.Close()
+	if !errors.Is(err, errNoTrailer) {
+		return nil, fmt.Errorf("spool: %s: %w", env.ID, err)
+	}
+	return s.openDataV1(env)
+}
+
+// openDataV1 opens the content of a version 1 message, data/ID.
+func (s *Spool) openDataV1(env *Envelope) (*Data, error) {
 	f, err := os.Open(s.path(dirData, env.ID))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -95,7 +124,7 @@ func (s *Spool) OpenData(env *Envelope) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("spool: %s: %w: data is %d bytes, envelope says %d", env.ID, ErrCorrupt, fi.Size(), env.Size)
 	}
-	return f, nil
+	return &Data{SectionReader: io.NewSectionReader(f, 0, env.Size), f: f}, nil
 }
 
 // SetNextTry records when the message is next due (the envelope's mtime).
@@ -111,7 +140,7 @@ func (s *Spool) SetNextTry(id string, t time.Time) error {
 }
 
 // Remove deletes a finished message. Unlinking queue/ID is the point where
-// it stops being queued; the data and state go after it.
+// it stops being queued; the state (and a version 1 data file) go after it.
 func (s *Spool) Remove(id string) error {
 	if err := cleanName(id); err != nil {
 		return err
@@ -189,8 +218,9 @@ func (s *Spool) relink(id, from, to string) error {
 	return s.fsyncDir(from)
 }
 
-// CleanStale removes what a crash can leave that was never committed:
-// tmp/ files and data/ files without an envelope, older than age. It calls
+// CleanStale removes what a crash can leave that was never committed (or
+// was, and kept its tmp/ name too): tmp/ files, and version 1 data/ files
+// without an envelope, older than age. It calls
 // removed for each, so qrun can log them.
 func (s *Spool) CleanStale(age time.Duration, removed func(path string)) error {
 	cutoff := s.ops.Now().Add(-age)

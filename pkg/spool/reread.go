@@ -17,7 +17,7 @@ func (m *Incoming) Content() (*os.File, error) {
 		m.err = fmt.Errorf("spool: write %s: %w", m.id, err)
 		return nil, m.err
 	}
-	f, err := os.Open(m.s.path(dirTmp, m.id+".data"))
+	f, err := os.Open(m.s.path(dirTmp, m.id))
 	if err != nil {
 		return nil, fmt.Errorf("spool: reopen %s: %w", m.id, err)
 	}
@@ -36,7 +36,7 @@ func (m *Incoming) Rewrite() error {
 	if m.closed {
 		return fmt.Errorf("spool: rewrite %s: already closed", m.id)
 	}
-	p := m.s.path(dirTmp, m.id+".data")
+	p := m.s.path(dirTmp, m.id)
 	m.f.Close()
 	m.closed = true
 	if err := os.Remove(p); err != nil {

@@ -2,11 +2,10 @@
 //
 // Invariants (docs/spool.md tells the same for admins):
 //
-//   - A message is in the queue completely or not at all. smtp-bs writes the
-//     message to tmp/ID.data and the envelope to tmp/ID.env, fsyncs both,
-//     links the data to data/ID (fsync data/), then links the envelope to
-//     queue/ID and fsyncs queue/. That last link is the commit point; only
-//     after it does the client hear 250.
+//   - A message is in the queue completely or not at all. smtp-bs writes
+//     the content, then the envelope and a trailer that points at it, to
+//     tmp/ID, fsyncs it, links it to queue/ID and fsyncs queue/. That link
+//     is the commit point; only after it does the client hear 250.
 //   - Many smtp-bs processes write at once without a lock: queue IDs carry
 //     the time in microseconds and the writer's pid, so they are unique,
 //     sort by time and are safe file names. link(2) refuses to overwrite,

@@ -205,7 +205,7 @@ func TestStartedAsRootRunsAsMail(t *testing.T) {
 	d.Expect(250)
 	d.Cmd("QUIT", 221)
 	mail := lookupUID(t, "mail")
-	for _, dir := range []string{"queue", "data"} {
+	for _, dir := range []string{"queue"} {
 		ents, _ := os.ReadDir(filepath.Join(e.SpoolDir, dir))
 		if len(ents) != 1 {
 			t.Fatalf("%s/: want one file, got %v", dir, ents)

@@ -218,10 +218,10 @@ func assertSpoolMail(t *testing.T, dir string, m *privilege.Identity) []string {
 	return files
 }
 
-// queuedFiles lists the spool files of a queue ID (envelope, data).
+// queuedFiles checks the spool file of a queue ID (content and envelope).
 func queuedFiles(t *testing.T, spool, id string) {
 	t.Helper()
-	for _, sub := range []string{"queue", "data"} {
+	for _, sub := range []string{"queue"} {
 		if _, err := os.Stat(filepath.Join(spool, sub, id)); err != nil {
 			t.Errorf("message %s: %v", id, err)
 		}

@@ -87,20 +87,8 @@ func (m *mta) only(t *testing.T) spooled {
 
 func (m *mta) read(t *testing.T, id string) spooled {
 	t.Helper()
-	f, err := os.Open(filepath.Join(m.SpoolDir, "queue", id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	env, err := spool.ParseEnvelope(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(filepath.Join(m.SpoolDir, "data", id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return spooled{env, string(data)}
+	env, data := testenv.ReadMessage(t, m.SpoolDir, id)
+	return spooled{env, data}
 }
 
 // header returns the value of the first field called name.

@@ -1,0 +1,91 @@
+package spool
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+)
+
+// A queued message is one file: the content, then the envelope, then a
+// fixed-size trailer line that gives the envelope's offset. One file means
+// one inode to create, one fsync and one link per message, which is most
+// of what accepting a message costs; the envelope goes last because only
+// the commit knows the size and the final recipients.
+//
+// Version 1 spools kept the envelope in queue/ID and the content in
+// data/ID; such messages are still read and delivered.
+const (
+	trailerMagic = "smtp-bs-trailer "
+	trailerLen   = len(trailerMagic) + 20 + 1
+)
+
+// appendTrailer renders env followed by the trailer line.
+func (e *Envelope) appendTrailer(w io.Writer) error {
+	b, err := e.Marshal()
+	if err != nil {
+		return err
+	}
+	b = fmt.Appendf(b, "%s%020d\n", trailerMagic, e.Size)
+	_, err = w.Write(b)
+	return err
+}
+
+// errNoTrailer: the file is a version 1 envelope (or not ours at all).
+var errNoTrailer = errors.New("no trailer")
+
+// readTrailer reads the envelope at the end of a queued message.
+func readTrailer(f *os.File) (*Envelope, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
+	if size < int64(trailerLen) {
+		return nil, errNoTrailer
+	}
+	tail := make([]byte, trailerLen)
+	if _, err := f.ReadAt(tail, size-int64(trailerLen)); err != nil {
+		return nil, fmt.Errorf("read trailer: %w", err)
+	}
+	if !bytes.HasPrefix(tail, []byte(trailerMagic)) || tail[trailerLen-1] != '\n' {
+		return nil, errNoTrailer
+	}
+	off, err := strconv.ParseInt(string(tail[len(trailerMagic):trailerLen-1]), 10, 64)
+	envEnd := size - int64(trailerLen)
+	if err != nil || off < 0 || off > envEnd {
+		return nil, fmt.Errorf("%w: trailer: bad envelope offset %q", ErrCorrupt, tail[len(trailerMagic):trailerLen-1])
+	}
+	if envEnd-off > maxEnvelope {
+		return nil, fmt.Errorf("%w: trailer: envelope larger than %d bytes", ErrCorrupt, maxEnvelope)
+	}
+	env, err := ParseEnvelope(io.NewSectionReader(f, off, envEnd-off))
+	if err != nil {
+		return nil, err
+	}
+	if env.Size != off {
+		return nil, fmt.Errorf("%w: content is %d bytes, envelope says %d", ErrCorrupt, off, env.Size)
+	}
+	return env, nil
+}
+
+// openQueued opens queue/ID, or hold/ID when it is held.
+func (s *Spool) openQueued(id string) (*os.File, error) {
+	f, err := os.Open(s.path(dirQueue, id))
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.Open(s.path(dirHold, id))
+	}
+	return f, err
+}
+
+// Data is a queued message's content, for reading.
+type Data struct {
+	*io.SectionReader
+	f *os.File
+}
+
+// Close releases the file.
+func (d *Data) Close() error { return d.f.Close() }

@@ -1,0 +1,120 @@
+package spool_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"smtp-bs/pkg/spool"
+)
+
+// TestOneFilePerMessage: a committed message is exactly one file,
+// queue/ID, holding the content byte for byte and then the envelope; the
+// reader gets both back, and nothing else is left in the spool.
+func TestOneFilePerMessage(t *testing.T) {
+	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"), spool.Ops{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Content that looks like a trailer and an envelope must stay content.
+	content := []byte("Subject: tricky\r\n\r\nsmtp-bs-envelope 2\nend\nsmtp-bs-trailer 00000000000000000000\n")
+	m, err := sp.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Write(content)
+	env := &spool.Envelope{Received: time.Now(), From: "a@b.example", Rcpts: []string{"c@d.example", "e@f.example"}, Body: "7BIT"}
+	if err := m.Commit(env); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range spool.Subdirs() {
+		ents, _ := os.ReadDir(filepath.Join(sp.Dir, d))
+		want := 0
+		if d == "queue" {
+			want = 1
+		}
+		if len(ents) != want {
+			t.Errorf("%s/ holds %d files, want %d", d, len(ents), want)
+		}
+	}
+	raw, _ := os.ReadFile(filepath.Join(sp.Dir, "queue", env.ID))
+	if !bytes.HasPrefix(raw, content) {
+		t.Errorf("queue/%s does not start with the content", env.ID)
+	}
+	got, err := sp.ReadEnvelope(env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Size != int64(len(content)) || len(got.Rcpts) != 2 || got.From != env.From {
+		t.Errorf("envelope read back as %+v", got)
+	}
+	d, err := sp.OpenData(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(d)
+	d.Close()
+	if !bytes.Equal(b, content) {
+		t.Errorf("content read back as %q", b)
+	}
+	if err := sp.Remove(env.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(sp.Dir, "queue")); len(ents) != 0 {
+		t.Errorf("queue/ not empty after Remove")
+	}
+}
+
+// TestReadsVersion1: a message queued by a version 1 smtp-bs (envelope in
+// queue/ID, content in data/ID) is still read, delivered and removed; one
+// whose data file is gone or short is damaged, not sent.
+func TestReadsVersion1(t *testing.T) {
+	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"), spool.Ops{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "660e11238526f00474a"
+	content := "Subject: old\r\n\r\nqueued before the upgrade\r\n"
+	write := func(dir, name, s string) {
+		if err := os.WriteFile(filepath.Join(sp.Dir, dir, name), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	envelope := "smtp-bs-envelope 1\nid " + id + "\nreceived 2026-11-22T17:00:00Z\nfrom <a@b.example>\npeer 127.0.0.1\nhelo c\nprotocol ESMTP\nsize 43\nbody 7BIT\nsmtputf8 0\nrcpt <c@d.example>\nend\n"
+	write("queue", id, envelope)
+	write("data", id, content)
+	env, err := sp.ReadEnvelope(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := sp.OpenData(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(d)
+	d.Close()
+	if string(b) != content {
+		t.Errorf("content %q", b)
+	}
+	write("data", id, content[:40])
+	if _, err := sp.OpenData(env); !errors.Is(err, spool.ErrCorrupt) {
+		t.Errorf("short data file: %v, want ErrCorrupt", err)
+	}
+	os.Remove(filepath.Join(sp.Dir, "data", id))
+	if _, err := sp.OpenData(env); !errors.Is(err, spool.ErrCorrupt) {
+		t.Errorf("missing data file: %v, want ErrCorrupt", err)
+	}
+	write("data", id, content)
+	if err := sp.Remove(id); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"queue", "data"} {
+		if ents, _ := os.ReadDir(filepath.Join(sp.Dir, dir)); len(ents) != 0 {
+			t.Errorf("%s/ not empty after Remove", dir)
+		}
+	}
+}
