@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -163,9 +162,10 @@ func run() int {
 		return sysexits.TempFail
 	}
 	srv.Spool = sp
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := srv.Serve(ctx, conn, client); err != nil {
+	// No SIGTERM handler: a stop ends the process as a crash would, which
+	// the spool is built for (nothing half-written is ever queued), and
+	// os/signal would cost every connection a thread and a goroutine.
+	if err := srv.Serve(context.Background(), conn, client); err != nil {
 		log.Event(maillog.Error, "error", "stage", "session", "err", err)
 		return sysexits.TempFail
 	}

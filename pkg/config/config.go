@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -340,7 +341,7 @@ func Parse(source string, src []byte) (*Config, error) {
 			return nil, &Error{Source: source, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
 		}
 		// Type mismatches come as plain errors that still say where.
-		if m := typeErrRe.FindStringSubmatch(err.Error()); m != nil {
+		if m := typeErrRe().FindStringSubmatch(err.Error()); m != nil {
 			line, _ := strconv.Atoi(m[1])
 			return nil, &Error{Source: source, Line: line, Key: m[2], Msg: m[3]}
 		}
@@ -376,7 +377,11 @@ func mixedCaseKey(k toml.Key) toml.Key {
 	return nil
 }
 
-var typeErrRe = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+// typeErrRe is compiled only when a config has an error: smtp-bs reads
+// its config at every connection.
+var typeErrRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+})
 
 func (c *Config) validate(src []byte, md toml.MetaData) error {
 	bad := func(msg string, key ...string) error {

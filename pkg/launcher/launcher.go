@@ -12,9 +12,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/activation"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,6 +29,10 @@ type Conn struct {
 	Local bool
 	// Via names how the connection arrived: "socket-activation", "inetd" or "pipe".
 	Via string
+
+	// activated holds systemd's files: a collected *os.File would close
+	// its descriptor, which by then is our /dev/null or another file.
+	activated []*os.File
 }
 
 // Take returns the connection and points the spare descriptors at
@@ -37,14 +41,12 @@ type Conn struct {
 // (then it is the client); a terminal or log file stays for messages.
 func Take() (*Conn, error) {
 	fd, via := 0, "inetd"
-	if pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID")); pid == os.Getpid() {
-		if n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS")); n >= 1 {
-			fd, via = 3, "socket-activation"
-		}
+	// Files checks LISTEN_PID against our pid and unsets the variables, so
+	// a program we start never mistakes fd 3 for its own.
+	activated := activation.Files(true)
+	if len(activated) >= 1 {
+		fd, via = 3, "socket-activation"
 	}
-	os.Unsetenv("LISTEN_PID")
-	os.Unsetenv("LISTEN_FDS")
-	os.Unsetenv("LISTEN_FDNAMES")
 
 	if !isSocket(fd) {
 		if fd == 3 {
@@ -64,7 +66,7 @@ func Take() (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("launcher: fd %d: %w", fd, err)
 	}
-	c := &Conn{Conn: nc, Via: via}
+	c := &Conn{Conn: nc, Via: via, activated: activated}
 	switch a := nc.RemoteAddr().(type) {
 	case *net.TCPAddr:
 		ap := a.AddrPort()

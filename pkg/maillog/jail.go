@@ -4,57 +4,31 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"net"
-	"os"
 	"strings"
 )
 
-// journalSocket is where journald takes native-protocol datagrams.
-var journalSocket = "/run/systemd/journal/socket"
-
 // OpenJailed is Open for a process about to chroot: whatever the target,
 // it is connected now and used through its descriptor from then on, since
-// no path outside the jail resolves any more. A file and syslog already
-// work that way (log/syslog keeps its connected socket). The journal does
-// not: go-systemd's journal.Send names /run/systemd/journal/socket at
-// every line. So "journal" (and "auto" when journald runs) gets a datagram
-// socket connected now, speaking the journal's native protocol; if that
-// cannot be had, syslog, and note says so, for the log itself.
+// no path outside the jail resolves any more (every socket Open makes is
+// connected once, and a file stays open). If "journal" cannot be had,
+// syslog, and note says so, for the log itself.
 func OpenJailed(target, prog string) (l *Logger, note string, err error) {
-	switch target {
-	case "journal":
-		if l, err := connectedJournal(prog, journalSocket); err == nil {
-			return l, "", nil
-		} else if sl, serr := syslogLogger(prog); serr == nil {
-			return sl, fmt.Sprintf("the journal cannot be reached from the chroot (%v): logging to syslog", err), nil
-		}
-		return nil, "", fmt.Errorf("maillog: journal: neither the journal nor syslog can be reached for the chroot: %w", err)
-	case "auto":
-		if StderrInteractive() {
-			return New(prog, os.Stderr), "", nil
-		}
-		if l, err := connectedJournal(prog, journalSocket); err == nil {
-			return l, "", nil
-		}
-		if l, err := syslogLogger(prog); err == nil {
-			return l, "", nil
-		}
-		return Discard(), "", nil
-	}
-	l, err = Open(target, prog)
-	return l, "", err
+	return openJailed(target, prog, localDaemons)
 }
 
-// connectedJournal dials journald once and sends every line on that
-// connection.
-func connectedJournal(prog, path string) (*Logger, error) {
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		return nil, err
+func openJailed(target, prog string, d daemons) (l *Logger, note string, err error) {
+	if target != "journal" {
+		l, err = open(target, prog, d)
+		return l, "", err
 	}
-	return &Logger{prog: prog, emit: func(lv Level, line string) {
-		c.Write(journalDatagram(line, lv, prog))
-	}}, nil
+	l, err = journalLogger(prog, d.journal)
+	if err == nil {
+		return l, "", nil
+	}
+	if sl, serr := syslogLogger(prog, d.syslog); serr == nil {
+		return sl, fmt.Sprintf("the journal cannot be reached from the chroot (%v): logging to syslog", err), nil
+	}
+	return nil, "", fmt.Errorf("maillog: journal: neither the journal nor syslog can be reached for the chroot: %w", err)
 }
 
 // journalDatagram is one entry in the journal's native protocol: KEY=value

@@ -1,11 +1,15 @@
 package maillog
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +25,7 @@ func TestConnectedJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	l, err := connectedJournal("smtp-bs", path)
+	l, err := journalLogger("smtp-bs", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,10 +57,9 @@ func TestJournalDatagramBinary(t *testing.T) {
 }
 
 func TestOpenJailedFallsBack(t *testing.T) {
-	old := journalSocket
-	journalSocket = filepath.Join(t.TempDir(), "none")
-	defer func() { journalSocket = old }()
-	l, note, err := OpenJailed("journal", "smtp-bs")
+	d := localDaemons
+	d.journal = filepath.Join(t.TempDir(), "none")
+	l, note, err := openJailed("journal", "smtp-bs", d)
 	switch {
 	case err != nil: // no syslog here either: it says so
 		if !strings.Contains(err.Error(), "neither the journal nor syslog") {
@@ -64,5 +67,58 @@ func TestOpenJailedFallsBack(t *testing.T) {
 		}
 	case l == nil || !strings.Contains(note, "syslog"):
 		t.Errorf("note %q", note)
+	}
+}
+
+// TestSyslog: lines reach a datagram syslog daemon, and a stream one, in
+// the local form (<priority>timestamp tag[pid]: message), facility mail,
+// over a socket connected once; "auto" picks syslog when systemd did not
+// put stderr in the journal.
+func TestSyslog(t *testing.T) {
+	dir := t.TempDir()
+	dgram := filepath.Join(dir, "dgram.sock")
+	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: dgram, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	t.Setenv("JOURNAL_STREAM", "")
+	l, err := open("auto", "smtp-bs", daemons{journal: filepath.Join(dir, "none"), syslog: []string{filepath.Join(dir, "missing"), dgram}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(dgram)
+	l.Event(Error, "error", "stage", "spool")
+	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := srv.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(fmt.Sprintf(`^<19>[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d smtp-bs\[%d\]: error stage=spool\n$`, os.Getpid()))
+	if !want.Match(buf[:n]) {
+		t.Errorf("datagram %q", buf[:n])
+	}
+
+	stream := filepath.Join(dir, "stream.sock")
+	ln, err := net.Listen("unix", stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l, err = syslogLogger("qrun", []string{stream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Event(Info, "sent", "id", "x")
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "<22>") || !strings.HasSuffix(line, "qrun["+strconv.Itoa(os.Getpid())+"]: sent id=x\n") {
+		t.Errorf("stream line %q (%v)", line, err)
 	}
 }

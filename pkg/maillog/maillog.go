@@ -3,21 +3,21 @@
 //
 // It never writes to a socket on fd 2: under xinetd that is the SMTP
 // client. "auto" picks stderr when it is a terminal or a file (an admin
-// running the program by hand), else the journal, else syslog (facility
-// mail), else nothing.
+// running the program by hand), else the journal when systemd started the
+// program with stderr in it (JOURNAL_STREAM), else syslog (facility mail),
+// else the journal, else nothing.
 package maillog
 
 import (
+	"errors"
 	"fmt"
 	"io"
-	"log/syslog"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/journal"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,7 +52,20 @@ func New(prog string, w io.Writer) *Logger {
 
 // Open returns a logger for target: "auto", "journal", "syslog", "stderr",
 // "none" or an absolute file path.
-func Open(target, prog string) (*Logger, error) {
+func Open(target, prog string) (*Logger, error) { return open(target, prog, localDaemons) }
+
+// daemons are the sockets of the local log daemons.
+type daemons struct {
+	journal string
+	syslog  []string
+}
+
+var localDaemons = daemons{
+	journal: "/run/systemd/journal/socket",
+	syslog:  []string{"/dev/log", "/var/run/syslog", "/var/run/log"},
+}
+
+func open(target, prog string, d daemons) (*Logger, error) {
 	switch target {
 	case "none":
 		return Discard(), nil
@@ -62,17 +75,25 @@ func Open(target, prog string) (*Logger, error) {
 		}
 		return New(prog, os.Stderr), nil
 	case "journal":
-		return journalLogger(prog), nil
+		return journalLogger(prog, d.journal)
 	case "syslog":
-		return syslogLogger(prog)
+		return syslogLogger(prog, d.syslog)
 	case "auto":
 		if StderrInteractive() {
 			return New(prog, os.Stderr), nil
 		}
-		if journal.Enabled() {
-			return journalLogger(prog), nil
+		// Started by systemd with stderr in the journal: the journal. Else
+		// syslog first (on a systemd host journald reads /dev/log too):
+		// one connect either way.
+		first, second := func() (*Logger, error) { return syslogLogger(prog, d.syslog) },
+			func() (*Logger, error) { return journalLogger(prog, d.journal) }
+		if os.Getenv("JOURNAL_STREAM") != "" {
+			first, second = second, first
 		}
-		if l, err := syslogLogger(prog); err == nil {
+		if l, err := first(); err == nil {
+			return l, nil
+		}
+		if l, err := second(); err == nil {
 			return l, nil
 		}
 		return Discard(), nil
@@ -84,28 +105,80 @@ func Open(target, prog string) (*Logger, error) {
 	return New(prog, f), nil
 }
 
-func journalLogger(prog string) *Logger {
-	vars := map[string]string{"SYSLOG_IDENTIFIER": prog, "SYSLOG_FACILITY": "2"}
+// journalLogger sends native-protocol datagrams to journald.
+func journalLogger(prog, path string) (*Logger, error) {
+	c, err := dialLocal([]string{path}, false)
+	if err != nil {
+		return nil, fmt.Errorf("maillog: journal: %w", err)
+	}
 	return &Logger{prog: prog, emit: func(lv Level, line string) {
-		journal.Send(line, journal.Priority(lv), vars)
-	}}
+		c.write(journalDatagram(line, lv, prog))
+	}}, nil
 }
 
-func syslogLogger(prog string) (*Logger, error) {
-	w, err := syslog.New(syslog.LOG_MAIL|syslog.LOG_INFO, prog)
+// syslogLogger writes to the local syslog daemon, facility mail, in the
+// form log/syslog uses for a local daemon.
+func syslogLogger(prog string, paths []string) (*Logger, error) {
+	c, err := dialLocal(paths, true)
 	if err != nil {
 		return nil, fmt.Errorf("maillog: syslog: %w", err)
 	}
+	pid := os.Getpid()
 	return &Logger{prog: prog, emit: func(lv Level, line string) {
-		switch lv {
-		case Error:
-			w.Err(line)
-		case Warning:
-			w.Warning(line)
-		default:
-			w.Info(line)
-		}
+		const facilityMail = 2 << 3
+		c.write(fmt.Appendf(nil, "<%d>%s %s[%d]: %s\n", facilityMail|int(lv), time.Now().Format(time.Stamp), prog, pid, line))
 	}}, nil
+}
+
+// localConn is a socket connected once to a log daemon and written with
+// plain system calls: it costs one socket and one connect per process,
+// and keeps working inside a chroot, where the daemon's path no longer
+// resolves.
+type localConn struct {
+	fd     int
+	stream bool
+}
+
+// dialLocal connects a datagram socket to the first path that takes one,
+// or (when stream is allowed, as some syslog daemons want) a stream socket.
+func dialLocal(paths []string, stream bool) (*localConn, error) {
+	err := error(unix.ENOENT)
+	for _, p := range paths {
+		for _, typ := range []int{unix.SOCK_DGRAM, unix.SOCK_STREAM} {
+			if typ == unix.SOCK_STREAM && !stream {
+				break
+			}
+			var fd int
+			fd, err = unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return nil, err
+			}
+			if err = unix.Connect(fd, &unix.SockaddrUnix{Name: p}); err == nil {
+				return &localConn{fd: fd, stream: typ == unix.SOCK_STREAM}, nil
+			}
+			unix.Close(fd)
+			err = fmt.Errorf("%s: %w", p, err)
+			if !errors.Is(err, unix.EPROTOTYPE) {
+				break
+			}
+		}
+	}
+	return nil, err
+}
+
+// write sends b whole; a log daemon that went away costs the line, never
+// the mail.
+func (c *localConn) write(b []byte) {
+	for len(b) > 0 {
+		n, err := unix.Write(c.fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || !c.stream {
+			return
+		}
+		b = b[n:]
+	}
 }
 
 // StderrInteractive reports whether fd 2 is a terminal or a regular file.

@@ -70,7 +70,7 @@ const (
 )
 
 func newFilter(r io.Reader, hostname string, lastCode func() int) *filter {
-	return &filter{r: r, hostname: hostname, buf: make([]byte, 32<<10), lastCode: lastCode}
+	return &filter{r: r, hostname: hostname, buf: make([]byte, 16<<10), lastCode: lastCode}
 }
 
 func (f *filter) Read(p []byte) (int, error) {

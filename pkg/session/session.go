@@ -426,7 +426,7 @@ func (s *session) Data(r io.Reader) error {
 		return b.localError("data", err)
 	}
 	chk := newBodyCheck(m, cfg.SMTP.MaxReceived)
-	if _, err := io.Copy(chk, r); err != nil {
+	if _, err := io.CopyBuffer(chk, r, make([]byte, 16<<10)); err != nil {
 		m.Abort()
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {

@@ -21,6 +21,11 @@ type Incoming struct {
 	closed bool
 }
 
+// writeBuffer is the content's write buffer: a 2 KB message is written
+// in one call, a big one in few; a larger buffer costs every connection
+// fresh pages of memory.
+const writeBuffer = 16 << 10
+
 // ErrExists is returned when a queue ID is already taken: the message was
 // not committed and the client should retry.
 var ErrExists = errors.New("spool: queue ID already in use")
@@ -33,7 +38,7 @@ func (s *Spool) New() (*Incoming, error) {
 		return nil, fmt.Errorf("spool: create %s: %w", id, err)
 	}
 	m := &Incoming{s: s, id: id, f: f}
-	m.w = bufio.NewWriterSize(writerFunc(func(p []byte) (int, error) { return s.ops.Write(f, p) }), 64<<10)
+	m.w = bufio.NewWriterSize(writerFunc(func(p []byte) (int, error) { return s.ops.Write(f, p) }), writeBuffer)
 	return m, nil
 }
 
@@ -141,7 +146,7 @@ func (s *Spool) Enqueue(env *Envelope, content []byte) error {
 	if err != nil {
 		return fmt.Errorf("spool: create %s: %w", env.ID, err)
 	}
-	w := bufio.NewWriterSize(writerFunc(func(p []byte) (int, error) { return s.ops.Write(f, p) }), 64<<10)
+	w := bufio.NewWriterSize(writerFunc(func(p []byte) (int, error) { return s.ops.Write(f, p) }), writeBuffer)
 	w.Write(content)
 	err = env.appendTrailer(w)
 	if err == nil {

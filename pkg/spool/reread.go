@@ -49,6 +49,6 @@ func (m *Incoming) Rewrite() error {
 		return m.err
 	}
 	m.f, m.closed, m.n = f, false, 0
-	m.w = bufio.NewWriterSize(writerFunc(func(p []byte) (int, error) { return m.s.ops.Write(f, p) }), 64<<10)
+	m.w = bufio.NewWriterSize(writerFunc(func(p []byte) (int, error) { return m.s.ops.Write(f, p) }), writeBuffer)
 	return nil
 }
