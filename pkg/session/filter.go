@@ -157,7 +157,17 @@ func (f *filter) feed(b []byte) {
 // belong to the message including the terminating ".\r\n"; it switches back
 // to command mode there.
 func (f *filter) dataEnd(b []byte) int {
-	for i, c := range b {
+	for i := 0; i < len(b); i++ {
+		if f.dstate == dData {
+			// Mid-line only a CR changes the state: skip to the next one
+			// many bytes at a time.
+			j := bytes.IndexByte(b[i:], '\r')
+			if j < 0 {
+				return len(b)
+			}
+			i += j
+		}
+		c := b[i]
 		switch f.dstate {
 		case dBeginLine:
 			switch c {

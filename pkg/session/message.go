@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,15 @@ func newBodyCheck(w io.Writer, maxReceived int) *bodyCheck {
 }
 
 func (c *bodyCheck) Write(p []byte) (int, error) {
+	if !c.inHeader {
+		if err := c.body(p); err != nil {
+			return 0, err
+		}
+		if _, err := c.w.Write(p); err != nil {
+			return 0, fmt.Errorf("%w: %w", errCheckWrite, err)
+		}
+		return len(p), nil
+	}
 	for _, ch := range p {
 		if c.prevCR && ch != '\n' {
 			return 0, errBareEOL
@@ -76,6 +86,43 @@ func (c *bodyCheck) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("%w: %w", errCheckWrite, err)
 	}
 	return len(p), nil
+}
+
+// body checks content after the header: the same rules as Write's byte
+// loop, found with bytes.IndexByte, which runs many bytes at a time (a big
+// message is mostly body).
+func (c *bodyCheck) body(p []byte) *smtp.SMTPError {
+	if bytes.IndexByte(p, 0) >= 0 {
+		return errNUL
+	}
+	if c.prevCR {
+		if len(p) == 0 {
+			return nil
+		}
+		if p[0] != '\n' {
+			return errBareEOL
+		}
+		c.prevCR = false
+		p = p[1:]
+	}
+	for {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			break
+		}
+		// A line ends in CRLF and holds no other CR.
+		if i == 0 || p[i-1] != '\r' || bytes.IndexByte(p[:i-1], '\r') >= 0 {
+			return errBareEOL
+		}
+		p = p[i+1:]
+	}
+	if k := bytes.IndexByte(p, '\r'); k >= 0 {
+		if k != len(p)-1 {
+			return errBareEOL
+		}
+		c.prevCR = true
+	}
+	return nil
 }
 
 // finish checks the end of the content: a trailing lone CR is bare too.

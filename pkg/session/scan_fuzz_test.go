@@ -1,0 +1,123 @@
+package session
+
+import (
+	"bytes"
+	"testing"
+)
+
+// FuzzBodyCheck: the body's fast scan (bytes.IndexByte) accepts exactly
+// what the rule says, however the content is cut into writes: no NUL, and
+// every CR and every LF part of a CRLF. Only accepted content reaches the
+// spool.
+func FuzzBodyCheck(f *testing.F) {
+	for _, s := range []string{"a\r\nb\r\n", "a\nb", "a\rb\r\n", "x\r", "\r\n\r\n", "a\x00b\r\n", "\r", "\n", "", "ab\r\r\n", "line\r\n.\r\n"} {
+		f.Add([]byte(s), uint16(1))
+	}
+	f.Fuzz(func(t *testing.T, content []byte, cut uint16) {
+		var spooled bytes.Buffer
+		c := newBodyCheck(&spooled, 30)
+		c.inHeader = false
+		at := int(cut) % (len(content) + 1)
+		var err error
+		for _, part := range [][]byte{content[:at], content[at:]} {
+			if _, err = c.Write(part); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			if ferr := c.finish(); ferr != nil {
+				err = ferr
+			}
+		}
+		if want := wellFormed(content); (err == nil) != want {
+			t.Fatalf("%q cut at %d: err %v, want accepted=%v", content, at, err, want)
+		}
+		if err == nil && !bytes.Equal(spooled.Bytes(), content) {
+			t.Fatalf("spooled %q, want %q", spooled.Bytes(), content)
+		}
+	})
+}
+
+func wellFormed(b []byte) bool {
+	for i, c := range b {
+		switch c {
+		case 0:
+			return false
+		case '\r':
+			if i+1 >= len(b) || b[i+1] != '\n' {
+				return false
+			}
+		case '\n':
+			if i == 0 || b[i-1] != '\r' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// FuzzDataEnd: the filter's skip-ahead scan for the end of DATA stops
+// where go-smtp's byte-by-byte state machine does (the first CRLF.CRLF,
+// or a message that starts with .CRLF), however the stream is cut.
+func FuzzDataEnd(f *testing.F) {
+	for _, s := range []string{"a\r\n.\r\nQUIT\r\n", ".\r\n", "a\r\n..\r\n.\r\n", "a\n.\n", "a\r\n.\rx\r\n.\r\n", "\r\r\n.\r\n"} {
+		f.Add([]byte(s), uint16(3))
+	}
+	f.Fuzz(func(t *testing.T, stream []byte, cut uint16) {
+		want, wantEnd := referenceDataEnd(stream)
+		fl := &filter{mode: modeData, dstate: dBeginLine}
+		at := int(cut) % (len(stream) + 1)
+		got, ended := 0, false
+		for _, part := range [][]byte{stream[:at], stream[at:]} {
+			if ended {
+				break
+			}
+			n := fl.dataEnd(part)
+			got += n
+			ended = fl.mode == modeCommand
+		}
+		if ended != wantEnd || ended && got != want {
+			t.Fatalf("%q cut at %d: end at %d (%v), want %d (%v)", stream, at, got, ended, want, wantEnd)
+		}
+	})
+}
+
+// referenceDataEnd is go-smtp's dataReader state machine, byte by byte.
+func referenceDataEnd(b []byte) (int, bool) {
+	st := dBeginLine
+	for i, c := range b {
+		switch st {
+		case dBeginLine:
+			switch c {
+			case '.':
+				st = dDot
+			case '\r':
+				st = dCR
+			default:
+				st = dData
+			}
+		case dDot:
+			if c == '\r' {
+				st = dDotCR
+			} else {
+				st = dData
+			}
+		case dDotCR:
+			if c == '\n' {
+				return i + 1, true
+			}
+			st = dData
+		case dCR:
+			if c == '\n' {
+				st = dBeginLine
+			} else {
+				st = dData
+			}
+		case dData:
+			if c == '\r' {
+				st = dCR
+			}
+		}
+	}
+	return len(b), false
+}
