@@ -91,11 +91,12 @@ func (s *Spool) OpenData(env *Envelope) (*Data, error) {
 		}
 		return nil, fmt.Errorf("spool: open %s: %w", env.ID, err)
 	}
-	onFile, err := readTrailer(f)
+	// The envelope was read and checked against this offset already.
+	size, _, err := readOffsets(f)
 	if err == nil {
-		if onFile.Size != env.Size {
+		if size != env.Size {
 			f.Close()
-			return nil, fmt.Errorf("spool: %s: %w: content is %d bytes, envelope says %d", env.ID, ErrCorrupt, onFile.Size, env.Size)
+			return nil, fmt.Errorf("spool: %s: %w: content is %d bytes, envelope says %d", env.ID, ErrCorrupt, size, env.Size)
 		}
 		return &Data{SectionReader: io.NewSectionReader(f, 0, env.Size), f: f}, nil
 	}

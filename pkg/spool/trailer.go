@@ -37,30 +37,40 @@ func (e *Envelope) appendTrailer(w io.Writer) error {
 // errNoTrailer: the file is a version 1 envelope (or not ours at all).
 var errNoTrailer = errors.New("no trailer")
 
-// readTrailer reads the envelope at the end of a queued message.
-func readTrailer(f *os.File) (*Envelope, error) {
+// readOffsets reads the trailer of a queued message: where its envelope
+// starts (= the content's size) and ends.
+func readOffsets(f *os.File) (off, envEnd int64, err error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	size := fi.Size()
 	if size < int64(trailerLen) {
-		return nil, errNoTrailer
+		return 0, 0, errNoTrailer
 	}
 	tail := make([]byte, trailerLen)
 	if _, err := f.ReadAt(tail, size-int64(trailerLen)); err != nil {
-		return nil, fmt.Errorf("read trailer: %w", err)
+		return 0, 0, fmt.Errorf("read trailer: %w", err)
 	}
 	if !bytes.HasPrefix(tail, []byte(trailerMagic)) || tail[trailerLen-1] != '\n' {
-		return nil, errNoTrailer
+		return 0, 0, errNoTrailer
 	}
-	off, err := strconv.ParseInt(string(tail[len(trailerMagic):trailerLen-1]), 10, 64)
-	envEnd := size - int64(trailerLen)
+	off, err = strconv.ParseInt(string(tail[len(trailerMagic):trailerLen-1]), 10, 64)
+	envEnd = size - int64(trailerLen)
 	if err != nil || off < 0 || off > envEnd {
-		return nil, fmt.Errorf("%w: trailer: bad envelope offset %q", ErrCorrupt, tail[len(trailerMagic):trailerLen-1])
+		return 0, 0, fmt.Errorf("%w: trailer: bad envelope offset %q", ErrCorrupt, tail[len(trailerMagic):trailerLen-1])
 	}
 	if envEnd-off > maxEnvelope {
-		return nil, fmt.Errorf("%w: trailer: envelope larger than %d bytes", ErrCorrupt, maxEnvelope)
+		return 0, 0, fmt.Errorf("%w: trailer: envelope larger than %d bytes", ErrCorrupt, maxEnvelope)
+	}
+	return off, envEnd, nil
+}
+
+// readTrailer reads the envelope at the end of a queued message.
+func readTrailer(f *os.File) (*Envelope, error) {
+	off, envEnd, err := readOffsets(f)
+	if err != nil {
+		return nil, err
 	}
 	env, err := ParseEnvelope(io.NewSectionReader(f, off, envEnd-off))
 	if err != nil {
