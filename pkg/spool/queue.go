@@ -66,8 +66,7 @@ func (s *Spool) ReadEnvelope(id string) (*Envelope, error) {
 	defer f.Close()
 	env, err := readTrailer(f)
 	if errors.Is(err, errNoTrailer) {
-		// A version 1 message: the file is the envelope.
-		env, err = ParseEnvelope(io.NewSectionReader(f, 0, maxEnvelope+1))
+		env, err = readVersion1(f)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("spool: %s: %w", id, err)

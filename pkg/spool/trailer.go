@@ -82,6 +82,16 @@ func readTrailer(f *os.File) (*Envelope, error) {
 	return env, nil
 }
 
+// readVersion1 reads a file without a trailer: a version 1 envelope (the
+// content is in data/ID), or else a message cut short.
+func readVersion1(f *os.File) (*Envelope, error) {
+	head := make([]byte, len(envelopeMagic)+3)
+	if n, _ := f.ReadAt(head, 0); string(head[:n]) != envelopeMagic+" 1\n" {
+		return nil, fmt.Errorf("%w: no trailer (the file was cut short, or smtp-bs did not write it)", ErrCorrupt)
+	}
+	return ParseEnvelope(io.NewSectionReader(f, 0, maxEnvelope+1))
+}
+
 // openQueued opens queue/ID, or hold/ID when it is held.
 func (s *Spool) openQueued(id string) (*os.File, error) {
 	f, err := os.Open(s.path(dirQueue, id))
