@@ -122,3 +122,43 @@ func TestSyslog(t *testing.T) {
 		t.Errorf("stream line %q (%v)", line, err)
 	}
 }
+
+// TestSyslogRestarted: a syslog daemon that restarts (its socket made
+// anew at the same path) gets the next line: a long-running qrun outlives
+// many such restarts.
+func TestSyslogRestarted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.sock")
+	listen := func() *net.UnixConn {
+		srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	read := func(srv *net.UnixConn) string {
+		srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := srv.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(buf[:n])
+	}
+	first := listen()
+	l, err := syslogLogger("qrun", []string{path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Event(Info, "pass", "n", "1")
+	if got := read(first); !strings.Contains(got, "pass n=1") {
+		t.Fatalf("first daemon got %q", got)
+	}
+	first.Close()
+	os.Remove(path)
+	second := listen()
+	defer second.Close()
+	l.Event(Info, "pass", "n", "2")
+	if got := read(second); !strings.Contains(got, "pass n=2") {
+		t.Fatalf("restarted daemon got %q", got)
+	}
+}

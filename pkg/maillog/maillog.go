@@ -137,6 +137,7 @@ func syslogLogger(prog string, paths []string) (*Logger, error) {
 type localConn struct {
 	fd     int
 	stream bool
+	path   string
 }
 
 // dialLocal connects a datagram socket to the first path that takes one,
@@ -154,7 +155,7 @@ func dialLocal(paths []string, stream bool) (*localConn, error) {
 				return nil, err
 			}
 			if err = unix.Connect(fd, &unix.SockaddrUnix{Name: p}); err == nil {
-				return &localConn{fd: fd, stream: typ == unix.SOCK_STREAM}, nil
+				return &localConn{fd: fd, stream: typ == unix.SOCK_STREAM, path: p}, nil
 			}
 			unix.Close(fd)
 			err = fmt.Errorf("%s: %w", p, err)
@@ -166,19 +167,37 @@ func dialLocal(paths []string, stream bool) (*localConn, error) {
 	return nil, err
 }
 
-// write sends b whole; a log daemon that went away costs the line, never
-// the mail.
+// write sends b whole. When the daemon went away (restarted: a long-running
+// qrun outlives it), it connects once more by path and resends; inside a
+// chroot the path does not resolve and the line is lost, never the mail.
 func (c *localConn) write(b []byte) {
+	if c.send(b) == nil {
+		return
+	}
+	nc, err := dialLocal([]string{c.path}, c.stream)
+	if err != nil {
+		return
+	}
+	unix.Close(c.fd)
+	*c = *nc
+	c.send(b)
+}
+
+func (c *localConn) send(b []byte) error {
 	for len(b) > 0 {
 		n, err := unix.Write(c.fd, b)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil || !c.stream {
-			return
+		if err != nil {
+			return err
+		}
+		if !c.stream {
+			return nil
 		}
 		b = b[n:]
 	}
+	return nil
 }
 
 // StderrInteractive reports whether fd 2 is a terminal or a regular file.
