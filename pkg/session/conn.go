@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -15,11 +16,16 @@ import (
 //     under it;
 //   - runs input through the command filter;
 //   - remembers the last reply code (the filter needs it) and can end the
-//     session after a reply has gone out (too many errors or messages).
+//     session after a reply has gone out (too many errors or messages);
+//   - sends a multi-line reply in one write: go-smtp flushes every line,
+//     which made EHLO's reply eight system calls and eight TCP segments.
 type guardConn struct {
 	net.Conn
 	r       io.Reader
 	hardEnd time.Time
+
+	wmu     sync.Mutex
+	pending []byte // continuation lines of the reply being written
 
 	mu       sync.Mutex
 	lastCode int
@@ -80,20 +86,58 @@ func (g *guardConn) Read(p []byte) (int, error) {
 	if closing {
 		return 0, io.EOF
 	}
+	g.flush()
 	return g.r.Read(p)
 }
 
 func (g *guardConn) Write(p []byte) (int, error) {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	if isContinuation(p) && len(g.pending)+len(p) <= 4096 {
+		g.pending = append(g.pending, p...)
+		return len(p), nil
+	}
 	// go-smtp writes whole reply lines; the last one carries the final code.
 	if line := lastLine(p); len(line) >= 3 && isDigit(line[0]) && isDigit(line[1]) && isDigit(line[2]) {
 		g.mu.Lock()
 		g.lastCode = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
 		g.mu.Unlock()
 	}
-	return g.Conn.Write(p)
+	if len(g.pending) == 0 {
+		return g.Conn.Write(p)
+	}
+	held := len(g.pending)
+	n, err := g.Conn.Write(append(g.pending, p...))
+	g.pending = g.pending[:0]
+	return max(n-held, 0), err
+}
+
+// isContinuation reports whether p is exactly one plaintext reply line
+// that another follows ("250-PIPELINING\r\n"). Only such a write is held
+// back; a TLS record (after STARTTLS the guard sees ciphertext) starts
+// with a record type byte, never a digit.
+func isContinuation(p []byte) bool {
+	return len(p) >= 6 && isDigit(p[0]) && isDigit(p[1]) && isDigit(p[2]) && p[3] == '-' &&
+		bytes.HasSuffix(p, []byte("\r\n")) && bytes.IndexByte(p[:len(p)-2], '\n') < 0
+}
+
+// flush sends held reply lines (go-smtp always ends a reply with its last
+// line; this is for a session cut off in the middle of one). It never
+// waits for a write under way: Close must not hang on a client that does
+// not read.
+func (g *guardConn) flush() {
+	if !g.wmu.TryLock() {
+		return
+	}
+	defer g.wmu.Unlock()
+	if len(g.pending) > 0 {
+		g.Conn.Write(g.pending)
+		g.pending = g.pending[:0]
+	}
 }
 
 func (g *guardConn) Close() error {
+	g.flush()
 	err := g.Conn.Close()
 	g.once.Do(func() { close(g.closed) })
 	return err
