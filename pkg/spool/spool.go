@@ -64,7 +64,7 @@ type Ops struct {
 func (o *Ops) fill() {
 	if o.Create == nil {
 		o.Create = func(p string) (*os.File, error) {
-			return os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			return openPlain(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
 		}
 	}
 	if o.Write == nil {
@@ -214,9 +214,21 @@ func IDTime(id string) (time.Time, bool) {
 	return time.UnixMicro(us), true
 }
 
+// openPlain opens a file for plain blocking system calls. os.OpenFile on
+// Linux first tries to register every file with the network poller (five
+// system calls that fail for a regular file or directory); a message's
+// commit opens two.
+func openPlain(path string, flag int, perm uint32) (*os.File, error) {
+	fd, err := unix.Open(path, flag|unix.O_CLOEXEC, perm)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
 // fsyncDir makes a link, rename or unlink in dir durable.
 func (s *Spool) fsyncDir(dir string) error {
-	d, err := os.Open(filepath.Join(s.Dir, dir))
+	d, err := openPlain(filepath.Join(s.Dir, dir), unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 )
 
 // A queued message is one file: the content, then the envelope, then a
@@ -94,9 +96,9 @@ func readVersion1(f *os.File) (*Envelope, error) {
 
 // openQueued opens queue/ID, or hold/ID when it is held.
 func (s *Spool) openQueued(id string) (*os.File, error) {
-	f, err := os.Open(s.path(dirQueue, id))
+	f, err := openPlain(s.path(dirQueue, id), unix.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
-		f, err = os.Open(s.path(dirHold, id))
+		f, err = openPlain(s.path(dirHold, id), unix.O_RDONLY, 0)
 	}
 	return f, err
 }
