@@ -100,8 +100,16 @@ func (e *Envelope) Marshal() ([]byte, error) {
 // end line, unknown key, bad number) is ErrCorrupt: a truncated or garbled
 // file must be noticed, not half-used.
 func ParseEnvelope(r io.Reader) (*Envelope, error) {
-	corrupt := func(format string, a ...any) (*Envelope, error) {
-		return nil, fmt.Errorf("%w: envelope: %s", ErrCorrupt, fmt.Sprintf(format, a...))
+	e, _, err := parseEnvelope(r)
+	return e, err
+}
+
+// parseEnvelope is ParseEnvelope that also says which version the file
+// declared.
+func parseEnvelope(r io.Reader) (*Envelope, int, error) {
+	version := 0
+	corrupt := func(format string, a ...any) (*Envelope, int, error) {
+		return nil, 0, fmt.Errorf("%w: envelope: %s", ErrCorrupt, fmt.Sprintf(format, a...))
 	}
 	br := bufio.NewReader(io.LimitReader(r, maxEnvelope+1))
 	e := &Envelope{}
@@ -121,7 +129,7 @@ func ParseEnvelope(r io.Reader) (*Envelope, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("spool: read envelope: %w", err)
+			return nil, 0, fmt.Errorf("spool: read envelope: %w", err)
 		}
 		if ended {
 			return corrupt("data after end line")
@@ -143,8 +151,9 @@ func ParseEnvelope(r io.Reader) (*Envelope, error) {
 				return corrupt("bad version %q", val)
 			}
 			if v > EnvelopeVersion {
-				return nil, fmt.Errorf("%w: envelope version %d (this qrun reads up to %d)", ErrFutureVersion, v, EnvelopeVersion)
+				return nil, 0, fmt.Errorf("%w: envelope version %d (this qrun reads up to %d)", ErrFutureVersion, v, EnvelopeVersion)
 			}
+			version = v
 			continue
 		}
 		if key != "rcpt" && key != "end" {
@@ -211,5 +220,5 @@ func ParseEnvelope(r io.Reader) (*Envelope, error) {
 	case len(e.Rcpts) == 0:
 		return corrupt("no recipients")
 	}
-	return e, nil
+	return e, version, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -247,7 +248,16 @@ func (s *Spool) CleanStale(age time.Duration, removed func(path string)) error {
 				continue
 			}
 			fi, err := de.Info()
-			if err != nil || fi.ModTime().After(cutoff) {
+			if err != nil {
+				continue
+			}
+			// A second link to the file: the message was linked into
+			// queue/ or hold/ and a crash came before tmp/ID was unlinked.
+			// It is removed now, whatever its mtime (the next-try time,
+			// shared with queue/ID, may lie in the future): the queued
+			// link keeps the message.
+			linked := dir == dirTmp && fi.Sys() != nil && fi.Sys().(*syscall.Stat_t).Nlink > 1
+			if !linked && fi.ModTime().After(cutoff) {
 				continue
 			}
 			if dir == dirData && !ValidID(name) {

@@ -1,6 +1,7 @@
 // Package spool is the durable mail queue that smtp-bs writes and qrun reads.
 //
-// Invariants (docs/spool.md tells the same for admins):
+// Invariants (docs/lifecycle.md and docs/guarantees.md tell the same for
+// admins):
 //
 //   - A message is in the queue completely or not at all. smtp-bs writes
 //     the content, then the envelope and a trailer that points at it, to
@@ -107,7 +108,7 @@ type Spool struct {
 	// messages concurrently, and a bounce queued again after a crash
 	// (its ID is derived from the original's) can share its ID with the
 	// copy being delivered and removed at that very moment: Remove's
-	// unlink of data/ID must not hit the new copy's data.
+	// unlinks must not hit the new copy.
 	idLocks [64]sync.Mutex
 }
 

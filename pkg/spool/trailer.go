@@ -57,9 +57,15 @@ func readOffsets(f *os.File) (off, envEnd int64, err error) {
 	if !bytes.HasPrefix(tail, []byte(trailerMagic)) || tail[trailerLen-1] != '\n' {
 		return 0, 0, errNoTrailer
 	}
-	off, err = strconv.ParseInt(string(tail[len(trailerMagic):trailerLen-1]), 10, 64)
+	digits := tail[len(trailerMagic) : trailerLen-1]
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, 0, fmt.Errorf("%w: trailer: bad envelope offset %q", ErrCorrupt, digits)
+		}
+	}
+	off, err = strconv.ParseInt(string(digits), 10, 64)
 	envEnd = size - int64(trailerLen)
-	if err != nil || off < 0 || off > envEnd {
+	if err != nil || off > envEnd {
 		return 0, 0, fmt.Errorf("%w: trailer: bad envelope offset %q", ErrCorrupt, tail[len(trailerMagic):trailerLen-1])
 	}
 	if envEnd-off > maxEnvelope {
@@ -74,9 +80,12 @@ func readTrailer(f *os.File) (*Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, err := ParseEnvelope(io.NewSectionReader(f, off, envEnd-off))
+	env, version, err := parseEnvelope(io.NewSectionReader(f, off, envEnd-off))
 	if err != nil {
 		return nil, err
+	}
+	if version < 2 {
+		return nil, fmt.Errorf("%w: a version %d envelope in a trailer", ErrCorrupt, version)
 	}
 	if env.Size != off {
 		return nil, fmt.Errorf("%w: content is %d bytes, envelope says %d", ErrCorrupt, off, env.Size)

@@ -118,3 +118,65 @@ func TestReadsVersion1(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailerStrict: a trailer's offset is 20 decimal digits and nothing
+// else, and the envelope it points at is of version 2 or later; anything
+// else is damage, not a message.
+func TestTrailerStrict(t *testing.T) {
+	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"), spool.Ops{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &spool.Envelope{ID: "660e11238526f00474a", Received: time.Now(), From: "a@b.example", Rcpts: []string{"c@d.example"}}
+	if err := sp.Enqueue(env, []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(sp.Dir, "queue", env.ID)
+	good, _ := os.ReadFile(path)
+	if _, err := sp.ReadEnvelope(env.ID); err != nil {
+		t.Fatalf("the good file: %v", err)
+	}
+	for name, bad := range map[string][]byte{
+		"signed offset": bytes.Replace(good, []byte("trailer 00000000000000000003"), []byte("trailer +0000000000000000003"), 1),
+		"spaced offset": bytes.Replace(good, []byte("trailer 00000000000000000003"), []byte("trailer  0000000000000000003"), 1),
+		"version 1":     bytes.Replace(good, []byte("smtp-bs-envelope 2"), []byte("smtp-bs-envelope 1"), 1),
+	} {
+		os.WriteFile(path, bad, 0o600)
+		if _, err := sp.ReadEnvelope(env.ID); !errors.Is(err, spool.ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
+		}
+	}
+}
+
+// TestCleanStaleLinkedTmp: a crash between the commit's link and its
+// unlink of tmp/ID leaves a second name for a queued message. CleanStale
+// removes it at once, even though its mtime (the next try, shared with
+// queue/ID) lies in the future, and the queued message stays whole.
+func TestCleanStaleLinkedTmp(t *testing.T) {
+	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"), spool.Ops{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &spool.Envelope{ID: "660e11238526f00474a", Received: time.Now(), From: "a@b.example", Rcpts: []string{"c@d.example"}}
+	if err := sp.Enqueue(env, []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	queued := filepath.Join(sp.Dir, "queue", env.ID)
+	left := filepath.Join(sp.Dir, "tmp", env.ID)
+	if err := os.Link(queued, left); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.SetNextTry(env.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var removed []string
+	if err := sp.CleanStale(time.Hour, func(p string) { removed = append(removed, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(left); err == nil || len(removed) != 1 {
+		t.Errorf("tmp/%s still there (removed %v)", env.ID, removed)
+	}
+	if _, err := sp.ReadEnvelope(env.ID); err != nil {
+		t.Errorf("the queued message: %v", err)
+	}
+}
