@@ -29,21 +29,26 @@ type Conn struct {
 	Local bool
 	// Via names how the connection arrived: "socket-activation", "inetd" or "pipe".
 	Via string
-
-	// activated holds systemd's files: a collected *os.File would close
-	// its descriptor, which by then is our /dev/null or another file.
-	activated []*os.File
 }
 
 // Take returns the connection and points the spare descriptors at
-// /dev/null, so the client sees the close when the session ends rather
-// than when the process exits. Stderr is replaced only when it is a socket
-// (then it is the client); a terminal or log file stays for messages.
+// /dev/null (systemd's fd 3 is closed), so the client sees the close when
+// the session ends rather than when the process exits. Stderr is replaced
+// only when it is a socket (then it is the client); a terminal or log file
+// stays for messages.
 func Take() (*Conn, error) {
 	fd, via := 0, "inetd"
 	// Files checks LISTEN_PID against our pid and unsets the variables, so
 	// a program we start never mistakes fd 3 for its own.
 	activated := activation.Files(true)
+	// Closed on return, on every path: a collected *os.File would close
+	// its descriptor whenever the collector ran, by then perhaps another
+	// file's. The connection lives on as our duplicate.
+	defer func() {
+		for _, f := range activated {
+			f.Close()
+		}
+	}()
 	if len(activated) >= 1 {
 		fd, via = 3, "socket-activation"
 	}
@@ -66,7 +71,7 @@ func Take() (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("launcher: fd %d: %w", fd, err)
 	}
-	c := &Conn{Conn: nc, Via: via, activated: activated}
+	c := &Conn{Conn: nc, Via: via}
 	switch a := nc.RemoteAddr().(type) {
 	case *net.TCPAddr:
 		ap := a.AddrPort()
@@ -77,7 +82,7 @@ func Take() (*Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("launcher: fd %d: unsupported peer %v", fd, nc.RemoteAddr())
 	}
-	if err := nullFds(fd == 3); err != nil {
+	if err := nullFds(); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -89,7 +94,7 @@ func isSocket(fd int) bool {
 	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK
 }
 
-func nullFds(spare3 bool) error {
+func nullFds() error {
 	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("launcher: open /dev/null: %w", err)
@@ -98,9 +103,6 @@ func nullFds(spare3 bool) error {
 	fds := []int{0, 1}
 	if isSocket(2) {
 		fds = append(fds, 2)
-	}
-	if spare3 {
-		fds = append(fds, 3)
 	}
 	for _, fd := range fds {
 		if fd == null {

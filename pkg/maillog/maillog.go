@@ -171,8 +171,12 @@ func dialLocal(paths []string, stream bool) (*localConn, error) {
 // qrun outlives it), it connects once more by path and resends; inside a
 // chroot the path does not resolve and the line is lost, never the mail.
 func (c *localConn) write(b []byte) {
-	if c.send(b) == nil {
+	switch err := c.send(b); err {
+	case nil:
 		return
+	case unix.ECONNREFUSED, unix.ENOTCONN, unix.EPIPE, unix.ECONNRESET:
+	default:
+		return // the line itself (say, too long for a datagram): lost alone
 	}
 	nc, err := dialLocal([]string{c.path}, c.stream)
 	if err != nil {

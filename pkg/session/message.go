@@ -92,35 +92,52 @@ func (c *bodyCheck) Write(p []byte) (int, error) {
 // loop, found with bytes.IndexByte, which runs many bytes at a time (a big
 // message is mostly body).
 func (c *bodyCheck) body(p []byte) *smtp.SMTPError {
-	if bytes.IndexByte(p, 0) >= 0 {
-		return errNUL
+	// The first fault decides the reply, as in the byte loop: a NUL
+	// before any bad line ending is errNUL, one after it errBareEOL.
+	nul := bytes.IndexByte(p, 0)
+	bad := func(at int) *smtp.SMTPError {
+		if nul >= 0 && nul < at {
+			return errNUL
+		}
+		return errBareEOL
 	}
+	start := 0
 	if c.prevCR {
 		if len(p) == 0 {
 			return nil
 		}
 		if p[0] != '\n' {
-			return errBareEOL
+			return errBareEOL // the CR before p is the first fault
 		}
 		c.prevCR = false
-		p = p[1:]
+		start = 1
 	}
 	for {
-		i := bytes.IndexByte(p, '\n')
+		i := bytes.IndexByte(p[start:], '\n')
 		if i < 0 {
 			break
 		}
-		// A line ends in CRLF and holds no other CR.
-		if i == 0 || p[i-1] != '\r' || bytes.IndexByte(p[:i-1], '\r') >= 0 {
-			return errBareEOL
+		i += start
+		// A line holds no CR but the one of its CRLF: a CR inside it is a
+		// fault at the byte after it, which comes before the line's end.
+		if i > start {
+			if k := bytes.IndexByte(p[start:i-1], '\r'); k >= 0 {
+				return bad(start + k + 1)
+			}
 		}
-		p = p[i+1:]
+		if i == start || p[i-1] != '\r' {
+			return bad(i)
+		}
+		start = i + 1
 	}
-	if k := bytes.IndexByte(p, '\r'); k >= 0 {
-		if k != len(p)-1 {
-			return errBareEOL
+	if k := bytes.IndexByte(p[start:], '\r'); k >= 0 {
+		if start+k != len(p)-1 {
+			return bad(start + k + 1)
 		}
 		c.prevCR = true
+	}
+	if nul >= 0 {
+		return errNUL
 	}
 	return nil
 }

@@ -5,10 +5,10 @@ import (
 	"testing"
 )
 
-// FuzzBodyCheck: the body's fast scan (bytes.IndexByte) accepts exactly
-// what the rule says, however the content is cut into writes: no NUL, and
-// every CR and every LF part of a CRLF. Only accepted content reaches the
-// spool.
+// FuzzBodyCheck: the body's fast scan (bytes.IndexByte) gives exactly the
+// verdict of the byte-by-byte rule, however the content is cut into
+// writes: no NUL, and every CR and every LF part of a CRLF, the first
+// fault naming the reply. Only accepted content reaches the spool.
 func FuzzBodyCheck(f *testing.F) {
 	for _, s := range []string{"a\r\nb\r\n", "a\nb", "a\rb\r\n", "x\r", "\r\n\r\n", "a\x00b\r\n", "\r", "\n", "", "ab\r\r\n", "line\r\n.\r\n"} {
 		f.Add([]byte(s), uint16(1))
@@ -29,8 +29,8 @@ func FuzzBodyCheck(f *testing.F) {
 				err = ferr
 			}
 		}
-		if want := wellFormed(content); (err == nil) != want {
-			t.Fatalf("%q cut at %d: err %v, want accepted=%v", content, at, err, want)
+		if want := firstFault(content); err != want {
+			t.Fatalf("%q cut at %d: err %v, want %v", content, at, err, want)
 		}
 		if err == nil && !bytes.Equal(spooled.Bytes(), content) {
 			t.Fatalf("spooled %q, want %q", spooled.Bytes(), content)
@@ -38,22 +38,28 @@ func FuzzBodyCheck(f *testing.F) {
 	})
 }
 
-func wellFormed(b []byte) bool {
-	for i, c := range b {
+// firstFault is the rule byte by byte: the reply for the first byte that
+// breaks it (nil when none does, as an error interface holding no value).
+func firstFault(b []byte) error {
+	prevCR := false
+	for _, c := range b {
+		if prevCR && c != '\n' {
+			return errBareEOL
+		}
 		switch c {
 		case 0:
-			return false
-		case '\r':
-			if i+1 >= len(b) || b[i+1] != '\n' {
-				return false
-			}
+			return errNUL
 		case '\n':
-			if i == 0 || b[i-1] != '\r' {
-				return false
+			if !prevCR {
+				return errBareEOL
 			}
 		}
+		prevCR = c == '\r'
 	}
-	return true
+	if prevCR {
+		return errBareEOL
+	}
+	return nil
 }
 
 // FuzzDataEnd: the filter's skip-ahead scan for the end of DATA stops
