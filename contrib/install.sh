@@ -152,6 +152,11 @@ do_install() {
 	fi
 	if [ -z "$D" ]; then
 		"$SBINDIR/smtp-bs" -check -config "$CONF" || say "smtp-bs -check found problems: see above"
+		# A running queue runner keeps its old binary: restart it, so it
+		# reads the spool format the new smtp-bs writes.
+		if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+			systemctl try-restart qrun-daemon.service 2>/dev/null || true
+		fi
 	fi
 	cat <<EOF
 install.sh: installed. Choose one launcher and one queue runner:

@@ -56,17 +56,24 @@ func TestJournalDatagramBinary(t *testing.T) {
 	}
 }
 
+// TestOpenJailedFallsBack: "journal" for a jail without a journal falls
+// back to syslog and says so; with neither, it is an error that says so.
 func TestOpenJailedFallsBack(t *testing.T) {
-	d := localDaemons
-	d.journal = filepath.Join(t.TempDir(), "none")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "log.sock")
+	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	d := daemons{journal: filepath.Join(dir, "none"), syslog: []string{sock}}
 	l, note, err := openJailed("journal", "smtp-bs", d)
-	switch {
-	case err != nil: // no syslog here either: it says so
-		if !strings.Contains(err.Error(), "neither the journal nor syslog") {
-			t.Errorf("err %v", err)
-		}
-	case l == nil || !strings.Contains(note, "syslog"):
-		t.Errorf("note %q", note)
+	if err != nil || l == nil || !strings.Contains(note, "logging to syslog") {
+		t.Errorf("with syslog: %v, note %q", err, note)
+	}
+	d.syslog = []string{filepath.Join(dir, "also-none")}
+	if _, _, err := openJailed("journal", "smtp-bs", d); err == nil || !strings.Contains(err.Error(), "neither the journal nor syslog") {
+		t.Errorf("with neither: err %v", err)
 	}
 }
 
