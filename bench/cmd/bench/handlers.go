@@ -28,9 +28,9 @@ type bench struct {
 	mu       sync.Mutex
 	nextPort int
 
-	smtpbs, floor, sendmail, exim *handler
-	handlers                      []*handler // in the interleaving order
-	mailUID, mailGID              int
+	smtpbs, sendmail, exim *handler
+	handlers               []*handler // in the interleaving order
+	mailUID, mailGID       int
 }
 
 // handler is one SMTP server started by tcpserver per connection.
@@ -75,14 +75,14 @@ func newBench(o *options) (*bench, error) {
 	}
 	b.mailUID, _ = strconv.Atoi(u.Uid)
 	b.mailGID, _ = strconv.Atoi(u.Gid)
-	for _, mk := range []func() (*handler, error){b.newSmtpbs, b.newFloor, b.newSendmail, b.newExim} {
+	for _, mk := range []func() (*handler, error){b.newSmtpbs, b.newFloor, b.newFloorLibs, b.newSendmail, b.newExim} {
 		h, err := mk()
 		if err != nil {
 			return nil, err
 		}
 		b.handlers = append(b.handlers, h)
 	}
-	b.smtpbs, b.floor, b.sendmail, b.exim = b.handlers[0], b.handlers[1], b.handlers[2], b.handlers[3]
+	b.smtpbs, b.sendmail, b.exim = b.handlers[0], b.handlers[3], b.handlers[4]
 	var keep []*handler
 	for _, h := range b.handlers {
 		if strings.Contains(","+o.handlers+",", ","+h.name+",") {
@@ -192,13 +192,20 @@ func (b *bench) newSmtpbs() (*handler, error) {
 }
 
 // The floor: bench/cmd/floor, also run as mail.
-func (b *bench) newFloor() (*handler, error) {
-	dir := filepath.Join(b.run, "floor")
-	h := &handler{name: "floor", dir: dir, user: "mail", uid: b.mailUID, gid: b.mailGID, spool: filepath.Join(dir, "spool")}
+func (b *bench) newFloor() (*handler, error) { return b.floorHandler("floor") }
+
+// The floor built with the libraries smtp-bs links (bench/cmd/floor/libs.go)
+// and the same work: between the floor and smtp-bs, it shows how much of
+// the gap linking them costs and how much is smtp-bs's own.
+func (b *bench) newFloorLibs() (*handler, error) { return b.floorHandler("floor-libs") }
+
+func (b *bench) floorHandler(name string) (*handler, error) {
+	dir := filepath.Join(b.run, name)
+	h := &handler{name: name, dir: dir, user: "mail", uid: b.mailUID, gid: b.mailGID, spool: filepath.Join(dir, "spool")}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	h.argv = []string{filepath.Join(b.bin, "floor"), h.spool}
+	h.argv = []string{filepath.Join(b.bin, name), h.spool}
 	h.reset = func() error { return freshDir(h.spool, b.mailUID, b.mailGID) }
 	h.count = func() int { return countDir(h.spool, nil) }
 	return h, nil

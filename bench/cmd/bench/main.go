@@ -57,7 +57,7 @@ func main() {
 	flag.IntVar(&o.scaleMsgs, "scale-msgs", 100000, "messages in the scale benchmark's spool")
 	flag.IntVar(&o.greetings, "greetings", 40, "connects per handler for the time to greeting")
 	flag.StringVar(&o.only, "only", "greeting,intake,delivery,scale", "comma-separated parts to run")
-	flag.StringVar(&o.handlers, "handlers", "smtp-bs,floor,sendmail,exim", "intake handlers to run (profiling: fewer)")
+	flag.StringVar(&o.handlers, "handlers", "smtp-bs,floor,floor-libs,sendmail,exim", "intake handlers to run (profiling: fewer)")
 	flag.StringVar(&o.smtpbsEnv, "smtp-bs-env", "", "extra environment for smtp-bs, comma-separated (profiling: GODEBUG=..., GOMAXPROCS=1)")
 	flag.StringVar(&o.rev, "rev", "", "build smtp-bs and qrun from this git revision (e.g. HEAD) instead of the work tree")
 	flag.StringVar(&o.smtpbsBin, "smtp-bs", "", "measure this smtp-bs binary instead of building ./cmd/smtp-bs (A/B runs)")
@@ -120,19 +120,20 @@ func outer(o *options) int {
 			return 70
 		}
 	}
-	builds := [][2]string{{"floor", "./bench/cmd/floor"}}
+	builds := [][]string{{"floor", "./bench/cmd/floor"}, {"floor-libs", "./bench/cmd/floor", "-tags=floorlibs"}}
 	if o.smtpbsBin == "" {
-		builds = append(builds, [2]string{"smtp-bs", "./cmd/smtp-bs"})
+		builds = append(builds, []string{"smtp-bs", "./cmd/smtp-bs"})
 	}
 	if o.qrunBin == "" {
-		builds = append(builds, [2]string{"qrun", "./cmd/qrun"})
+		builds = append(builds, []string{"qrun", "./cmd/qrun"})
 	}
 	for _, b := range builds {
 		dir := src
-		if b[0] == "floor" {
+		if strings.HasPrefix(b[0], "floor") {
 			dir = o.repo
 		}
-		c := exec.Command("go", "build", "-o", filepath.Join(bin, b[0]), b[1])
+		c := exec.Command("go", append([]string{"build", "-o", filepath.Join(bin, b[0])}, b[2:]...)...)
+		c.Args = append(c.Args, b[1])
 		c.Dir = dir
 		c.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := c.CombinedOutput(); err != nil {

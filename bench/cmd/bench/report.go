@@ -70,7 +70,7 @@ func ratio(a, b []float64) float64 {
 
 func (r *report) greetSummary() string {
 	var parts []string
-	for _, h := range []string{"smtp-bs", "floor", "sendmail", "exim"} {
+	for _, h := range handlerOrder {
 		if v, ok := r.greet[h]; ok {
 			parts = append(parts, fmt.Sprintf("%s %.2f ms", h, median(v)))
 		}
@@ -78,7 +78,7 @@ func (r *report) greetSummary() string {
 	return strings.Join(parts, ", ")
 }
 
-var handlerOrder = []string{"smtp-bs", "floor", "sendmail", "exim"}
+var handlerOrder = []string{"smtp-bs", "floor", "floor-libs", "sendmail", "exim"}
 
 func rate(s sample) float64  { return s.rate }
 func cpu(s sample) float64   { return s.cpuMs }
@@ -110,7 +110,9 @@ func (r *report) markdown() string {
 	b.WriteString("Every handler is started by tcpserver (ucspi-tcp), one process per connection, on 127.0.0.1, and driven\n" +
 		"by Postfix's smtp-source (one message per connection); what reached each spool is counted. smtp-bs and the floor run as\n" +
 		"`mail` (tcpserver -u/-g, as installed), sendmail and exim as root (as from inetd). Handlers log to a syslog socket the\n" +
-		"benchmark reads. Runs are interleaved (smtp-bs, floor, sendmail, exim, smtp-bs, ...); figures are medians over the\n" +
+		"benchmark reads. floor-libs is the floor built with the libraries smtp-bs links (go-smtp, TOML, go-systemd, x/sys) and\n" +
+		"not calling them: what linking them costs each process start. Runs are interleaved (smtp-bs, floor, floor-libs,\n" +
+		"sendmail, exim, smtp-bs, ...); figures are medians over the\n" +
 		"rounds, ratios are medians of the per-round ratios. CPU is user+system of tcpserver and every handler it reaped\n" +
 		"(wait4 rusage), per message spooled; RSS is the largest peak of any one process.\n\n")
 
@@ -118,7 +120,10 @@ func (r *report) markdown() string {
 	if len(r.greet) > 0 {
 		b.WriteString("## Time from connect to the 220 greeting\n\n| handler | median ms | p90 ms | connects |\n|---|---:|---:|---:|\n")
 		for _, h := range handlerOrder {
-			v := r.greet[h]
+			v, ok := r.greet[h]
+			if !ok {
+				continue
+			}
 			fmt.Fprintf(&b, "| %s | %.2f | %.2f | %d |\n", h, median(v), pct(v, 0.9), len(v))
 		}
 		b.WriteString("\n")
@@ -162,6 +167,9 @@ func (r *report) markdown() string {
 				target{what: "intake rate vs floor, " + lr.load.name, want: "≥ 0.8", got: fmt.Sprintf("%.2f", vf), met: vf >= 0.8},
 				target{what: "intake rate vs sendmail, " + lr.load.name, want: "≥ 2.5", got: fmt.Sprintf("%.2f", vs), met: vs >= 2.5},
 				target{what: "CPU per message vs floor, " + lr.load.name, want: "≤ 1.3", got: fmt.Sprintf("%.2f", vc), met: vc <= 1.3})
+		}
+		if split := gapSplit(r.intake); split != "" {
+			b.WriteString("\n" + split)
 		}
 		targets = append(targets, target{what: "smtp-bs peak RSS", want: "≤ 8 MB", got: fmt.Sprintf("%.1f MB", maxRSS), met: maxRSS <= 8})
 		b.WriteString("\n")
@@ -223,6 +231,26 @@ func (r *report) markdown() string {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.what, t.want, t.got, mark)
 		}
 		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// gapSplit divides smtp-bs's CPU per message over the floor's into the part
+// that linking the libraries costs (floor-libs over floor) and smtp-bs's
+// own (smtp-bs over floor-libs), per load, when floor-libs ran.
+func gapSplit(intake []*loadResult) string {
+	var b strings.Builder
+	for _, lr := range intake {
+		fl, fx, sb := lr.samples["floor"], lr.samples["floor-libs"], lr.samples["smtp-bs"]
+		if len(fl) == 0 || len(fx) == 0 || len(sb) == 0 {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("Where smtp-bs's CPU per message over the floor's goes (ratios of CPU ms/msg):\n\n" +
+				"| load | smtp-bs vs floor | floor-libs vs floor (linking the libraries) | smtp-bs vs floor-libs (smtp-bs's own work) |\n|---|---:|---:|---:|\n")
+		}
+		fmt.Fprintf(&b, "| %s | %.2f | %.2f | %.2f |\n", lr.load.name,
+			ratio(field(sb, cpu), field(fl, cpu)), ratio(field(fx, cpu), field(fl, cpu)), ratio(field(sb, cpu), field(fx, cpu)))
 	}
 	return b.String()
 }
