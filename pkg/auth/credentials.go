@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -120,18 +121,19 @@ func (c *Credentials) Len() int { return len(c.users) }
 func (c *Credentials) Has(user string) bool { _, ok := c.users[user]; return ok }
 
 // dummy is verified for unknown users, so that a miss costs as long as a
-// wrong password and does not tell which user names exist.
-var dummy = func() *hash {
+// wrong password and does not tell which user names exist. Parsed on first
+// use: most sessions never see AUTH, and each pays for its process's start.
+var dummy = sync.OnceValue(func() *hash {
 	h, _ := parseHash("$argon2id$v=19$m=65536,t=3,p=4$c210cC1icyBkdW1teSBzYWx0$R2lZ2fJdfVPhK2xJQkRB4Qh8b0m0pYQmcZ1hZ1b7wXw")
 	return h
-}()
+})
 
 // Verify reports whether password is user's.
 func (c *Credentials) Verify(user, password string) bool {
 	h, ok := c.users[user]
 	if !ok {
-		if dummy != nil {
-			dummy.verify(password)
+		if d := dummy(); d != nil {
+			d.verify(password)
 		}
 		return false
 	}

@@ -276,19 +276,27 @@ func (c *checker) setenvOption(value string, res *tableResult) bool {
 	return false
 }
 
+// syslogCode is a syslog(3) name and its number. The tables are slices,
+// not maps: a map literal is built by code at every process start, and
+// smtp-bs starts once per connection.
+type syslogCode struct {
+	name string
+	code int
+}
+
 var (
-	syslogLevels = map[string]int{"emerg": 0, "alert": 1, "crit": 2, "err": 3,
-		"warning": 4, "notice": 5, "info": 6, "debug": 7}
-	syslogFacilities = map[string]int{"kern": 0, "user": 8, "mail": 16, "daemon": 24,
-		"auth": 32, "lpr": 48, "news": 56, "uucp": 64, "cron": 72,
-		"local0": 128, "local1": 136, "local2": 144, "local3": 152,
-		"local4": 160, "local5": 168, "local6": 176, "local7": 184}
+	syslogLevels = []syslogCode{{"emerg", 0}, {"alert", 1}, {"crit", 2}, {"err", 3},
+		{"warning", 4}, {"notice", 5}, {"info", 6}, {"debug", 7}}
+	syslogFacilities = []syslogCode{{"kern", 0}, {"user", 8}, {"mail", 16}, {"daemon", 24},
+		{"auth", 32}, {"lpr", 48}, {"news", 56}, {"uucp", 64}, {"cron", 72},
+		{"local0", 128}, {"local1", 136}, {"local2", 144}, {"local3", 152},
+		{"local4", 160}, {"local5", 168}, {"local6", 176}, {"local7", 184}}
 )
 
-func syslogName(table map[string]int, name string) (int, bool) {
-	for k, v := range table {
-		if equalFold(k, name) {
-			return v, true
+func syslogName(table []syslogCode, name string) (int, bool) {
+	for _, c := range table {
+		if equalFold(c.name, name) {
+			return c.code, true
 		}
 	}
 	return 0, false
