@@ -110,11 +110,11 @@ func (r *report) markdown() string {
 	b.WriteString("Every handler is started by tcpserver (ucspi-tcp), one process per connection, on 127.0.0.1, and driven\n" +
 		"by Postfix's smtp-source (one message per connection); what reached each spool is counted. smtp-bs and the floor run as\n" +
 		"`mail` (tcpserver -u/-g, as installed), sendmail and exim as root (as from inetd). Handlers log to a syslog socket the\n" +
-		"benchmark reads. floor-libs is the floor built with the libraries smtp-bs links (go-smtp, TOML, go-systemd, x/sys) and\n" +
-		"not calling them: what linking them costs each process start. Runs are interleaved (smtp-bs, floor, floor-libs,\n" +
-		"sendmail, exim, smtp-bs, ...); figures are medians over the\n" +
-		"rounds, ratios are medians of the per-round ratios. CPU is user+system of tcpserver and every handler it reaped\n" +
-		"(wait4 rusage), per message spooled; RSS is the largest peak of any one process.\n\n")
+		"benchmark reads. floor-libs is the floor built with the libraries smtp-bs must link (go-smtp, and with it crypto/tls;\n" +
+		"BurntSushi/toml; go-systemd; x/sys) but not calling them: what linking them costs each process start. Runs are\n" +
+		"interleaved (smtp-bs, floor, floor-libs, sendmail, exim, smtp-bs, ...); figures are medians over the rounds, ratios\n" +
+		"are medians of the per-round ratios. CPU is user+system of tcpserver and every handler it reaped (wait4 rusage), per\n" +
+		"message spooled; RSS is the largest peak of any one process.\n\n")
 
 	var targets []target
 	if len(r.greet) > 0 {
