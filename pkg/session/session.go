@@ -135,16 +135,11 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	srv.EnableREQUIRETLS = s.TLS != nil
 	srv.ErrorLog = s.Log
 
-	l := &oneConnListener{conn: g, done: g.closed}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case <-g.closed:
-	case <-ctx.Done():
-		g.Close()
-	}
+	// Serve runs on this goroutine and returns once the connection is
+	// closed (or ctx ends): go-smtp starts the session's own goroutine, and
+	// one more here would only add a hand-off before the greeting.
+	srv.Serve(&oneConnListener{conn: g, done: g.closed, ctx: ctx})
 	srv.Close()
-	<-errc
 	// go-smtp is done with the connection, but a BDAT's Data may still be
 	// cleaning up (it gets ErrDataReset when the session ends): let it
 	// remove its tmp/ file before the process exits.
@@ -163,10 +158,12 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	return nil
 }
 
-// oneConnListener yields one connection, then blocks until it is closed.
+// oneConnListener yields one connection, then blocks until it is closed,
+// or until ctx ends, which closes it.
 type oneConnListener struct {
 	conn net.Conn
 	done <-chan struct{}
+	ctx  context.Context
 	mu   sync.Mutex
 	used bool
 	stop chan struct{}
@@ -187,6 +184,8 @@ func (l *oneConnListener) Accept() (net.Conn, error) {
 	select {
 	case <-l.done:
 	case <-l.stop:
+	case <-l.ctx.Done():
+		l.conn.Close()
 	}
 	return nil, net.ErrClosed
 }
