@@ -158,8 +158,8 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	return nil
 }
 
-// oneConnListener yields one connection, then blocks until it is closed,
-// or until ctx ends, which closes it.
+// oneConnListener yields one connection, then blocks until the connection
+// or the listener is closed; when ctx ends, it closes the connection.
 type oneConnListener struct {
 	conn net.Conn
 	done <-chan struct{}

@@ -82,7 +82,11 @@ func newBench(o *options) (*bench, error) {
 		}
 		b.handlers = append(b.handlers, h)
 	}
-	b.smtpbs, b.sendmail, b.exim = b.handlers[0], b.handlers[3], b.handlers[4]
+	byName := map[string]*handler{}
+	for _, h := range b.handlers {
+		byName[h.name] = h
+	}
+	b.smtpbs, b.sendmail, b.exim = byName["smtp-bs"], byName["sendmail"], byName["exim"]
 	var keep []*handler
 	for _, h := range b.handlers {
 		if strings.Contains(","+o.handlers+",", ","+h.name+",") {
