@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"smtp-bs/internal/testenv"
 	"smtp-bs/pkg/spool"
 )
 
@@ -87,17 +88,8 @@ func TestReadsVersion1(t *testing.T) {
 	envelope := "smtp-bs-envelope 1\nid " + id + "\nreceived 2026-11-22T17:00:00Z\nfrom <a@b.example>\npeer 127.0.0.1\nhelo c\nprotocol ESMTP\nsize 43\nbody 7BIT\nsmtputf8 0\nrcpt <c@d.example>\nend\n"
 	write("queue", id, envelope)
 	write("data", id, content)
-	env, err := sp.ReadEnvelope(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := sp.OpenData(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(d)
-	d.Close()
-	if string(b) != content {
+	env, b := testenv.ReadMessage(t, sp.Dir, id)
+	if b != content {
 		t.Errorf("content %q", b)
 	}
 	write("data", id, content[:40])
@@ -123,14 +115,7 @@ func TestReadsVersion1(t *testing.T) {
 // else, and the envelope it points at is of version 2 or later; anything
 // else is damage, not a message.
 func TestTrailerStrict(t *testing.T) {
-	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"), spool.Ops{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &spool.Envelope{ID: "660e11238526f00474a", Received: time.Now(), From: "a@b.example", Rcpts: []string{"c@d.example"}}
-	if err := sp.Enqueue(env, []byte("abc")); err != nil {
-		t.Fatal(err)
-	}
+	sp, env := enqueued(t)
 	path := filepath.Join(sp.Dir, "queue", env.ID)
 	good, _ := os.ReadFile(path)
 	if _, err := sp.ReadEnvelope(env.ID); err != nil {
@@ -153,14 +138,7 @@ func TestTrailerStrict(t *testing.T) {
 // removes it at once, even though its mtime (the next try, shared with
 // queue/ID) lies in the future, and the queued message stays whole.
 func TestCleanStaleLinkedTmp(t *testing.T) {
-	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"), spool.Ops{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &spool.Envelope{ID: "660e11238526f00474a", Received: time.Now(), From: "a@b.example", Rcpts: []string{"c@d.example"}}
-	if err := sp.Enqueue(env, []byte("abc")); err != nil {
-		t.Fatal(err)
-	}
+	sp, env := enqueued(t)
 	queued := filepath.Join(sp.Dir, "queue", env.ID)
 	left := filepath.Join(sp.Dir, "tmp", env.ID)
 	if err := os.Link(queued, left); err != nil {
@@ -179,4 +157,18 @@ func TestCleanStaleLinkedTmp(t *testing.T) {
 	if _, err := sp.ReadEnvelope(env.ID); err != nil {
 		t.Errorf("the queued message: %v", err)
 	}
+}
+
+// enqueued is a new spool holding one small message, queued.
+func enqueued(t *testing.T) (*spool.Spool, *spool.Envelope) {
+	t.Helper()
+	sp, err := spool.Create(filepath.Join(t.TempDir(), "spool"), spool.Ops{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &spool.Envelope{ID: "660e11238526f00474a", Received: time.Now(), From: "a@b.example", Rcpts: []string{"c@d.example"}}
+	if err := sp.Enqueue(env, []byte("abc")); err != nil {
+		t.Fatal(err)
+	}
+	return sp, env
 }
