@@ -69,7 +69,8 @@ type ReadOptions struct {
 //   - NUL bytes are dropped: SMTP text cannot carry them, smtp-bs refuses
 //     a message holding one, and a job's stray NUL should not cost its
 //     owner the whole mail.
-//   - A leading "From " line (an mbox separator) is dropped.
+//   - A leading "From " line (an mbox separator) is dropped; a first line
+//     that reads "From " only once its NULs are gone is kept.
 //   - The header section ends at the first empty line, or at the first
 //     line that is neither a header field nor a continuation: then that
 //     line starts the body and an empty line is put before it. Input that
@@ -115,6 +116,9 @@ func Read(r io.Reader, opt ReadOptions) (*Message, error) {
 		}
 		line = bytes.TrimSuffix(line, []byte("\n"))
 		line = bytes.TrimSuffix(line, []byte("\r"))
+		// An mbox separator is "From " as written: dropping NULs must not
+		// make one out of a first line that was not ("Fro\x00m ").
+		mboxFrom := first && bytes.HasPrefix(line, []byte("From "))
 		if bytes.IndexByte(line, 0) >= 0 {
 			line = bytes.ReplaceAll(line, []byte{0}, nil)
 		}
@@ -125,7 +129,7 @@ func Read(r io.Reader, opt ReadOptions) (*Message, error) {
 		for _, l := range bytes.Split(line, []byte("\r")) {
 			if first {
 				first = false
-				if bytes.HasPrefix(l, []byte("From ")) {
+				if mboxFrom {
 					continue
 				}
 			}

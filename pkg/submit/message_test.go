@@ -186,7 +186,10 @@ func FuzzRead(f *testing.F) {
 		if int64(b.Len()) != m.Size() {
 			t.Fatalf("Size %d, wrote %d", m.Size(), b.Len())
 		}
-		if ignoreDots && !bytes.ContainsAny(in, "\r\n") && len(in) > 0 && !bytes.HasPrefix(in, []byte("From ")) && b.Len() == 0 {
+		// One line of text (NULs aside, which are dropped) that is not an
+		// mbox separator must come out as something.
+		text := bytes.ReplaceAll(in, []byte{0}, nil)
+		if ignoreDots && !bytes.ContainsAny(in, "\r\n") && len(text) > 0 && !bytes.HasPrefix(in, []byte("From ")) && b.Len() == 0 {
 			t.Fatalf("lost the input %q", in)
 		}
 	})
