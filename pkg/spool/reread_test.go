@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"smtp-bs/internal/testenv"
 	"smtp-bs/pkg/spool"
 )
 
@@ -47,17 +48,8 @@ func TestRewrite(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(sp.Dir, "queue", env.ID)); err == nil {
 		t.Errorf("held message in queue/")
 	}
-	got, err := sp.ReadEnvelope(env.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := sp.OpenData(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b, _ := io.ReadAll(f)
-	if !strings.Contains(string(b), "changed") {
+	_, b := testenv.ReadMessage(t, sp.Dir, env.ID)
+	if !strings.Contains(b, "changed") {
 		t.Errorf("queued content %q", b)
 	}
 	if n := ls(t, sp, "tmp"); len(n) != 0 {
