@@ -184,7 +184,9 @@ func loadSecrets(cfg *config.Config, srv *session.Server, log *maillog.Logger) i
 		log.Event(maillog.Error, "error", "stage", "tls", "err", "-tls-wrapper needs [tls] cert_file and key_file")
 		return sysexits.Config
 	}
-	tc, err := session.LoadTLS(&cfg.TLS)
+	tc, err := session.LoadTLS(&cfg.TLS, func(err error) {
+		log.Event(maillog.Error, "error", "stage", "tls", "err", err)
+	})
 	if err != nil {
 		log.Event(maillog.Error, "error", "stage", "tls", "err", err)
 		if !cfg.TLS.Optional || srv.Implicit {

@@ -20,6 +20,7 @@
 package check
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"io/fs"
@@ -482,6 +483,7 @@ func (au *auditor) files() {
 	c := au.Config
 	au.rootFile("TLS certificate", c.TLS.CertFile, false, false)
 	au.rootFile("TLS key", c.TLS.KeyFile, true, false)
+	au.tlsPair()
 	au.rootFile("AUTH credentials", c.Auth.CredentialsFile, true, false)
 	if len(c.Local.Domains) == 0 {
 		return // no local delivery: aliases and programs are not used
@@ -511,6 +513,27 @@ func (au *auditor) files() {
 		}
 		au.ok("program_dir %s: root's, %s", d, count(len(ents), "program"))
 	}
+}
+
+// tlsPair parses the certificate and key in full. smtp-bs itself only
+// checks their PEM blocks at connect and parses them at a client's
+// STARTTLS, so a pair with bad DER, or a key that does not match the
+// certificate, shows up here first. Missing files are rootFile's.
+func (au *auditor) tlsPair() {
+	t := au.Config.TLS
+	if !t.HasTLS() {
+		return
+	}
+	for _, p := range []string{t.CertFile, t.KeyFile} {
+		if _, err := os.Stat(p); err != nil {
+			return
+		}
+	}
+	if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+		au.fail(Config, t.CertFile, fmt.Sprintf("the TLS pair with key_file %s does not load (%v): every STARTTLS would fail", t.KeyFile, err), "")
+		return
+	}
+	au.ok("TLS pair %s, %s: loads", t.CertFile, t.KeyFile)
 }
 
 // mailSpool: the old guides' /var/mail, root's with group mail able to

@@ -143,8 +143,9 @@ aliases = %q
 program_dir = %q
 mail_spool = %q
 `, in.spool, in.auth, in.allow, in.deny, in.cert, in.key, in.creds, in.aliases, in.progs, in.mail), 0o640, "root:mail")
-	write(t, in.cert, "cert", 0o644, "root:root")
-	write(t, in.key, "key", 0o640, "root:mail")
+	_, certPEM, keyPEM := testenv.NewCA(t, r).Leaf(t, "mx.local.test")
+	write(t, in.cert, string(certPEM), 0o644, "root:root")
+	write(t, in.key, string(keyPEM), 0o640, "root:mail")
 	write(t, in.creds, "user:hash", 0o640, "root:mail")
 	write(t, in.aliases, "postmaster: root\n", 0o644, "root:root")
 	write(t, filepath.Join(in.progs, "vacation"), "#!/bin/sh\n", 0o755, "root:root")
@@ -325,6 +326,24 @@ func TestEachProblemAndItsFix(t *testing.T) {
 				t.Fatalf("after the fixes:\n%s\nstill:\n%s", out.String(), after.String())
 			}
 		})
+	}
+}
+
+// smtp-bs parses the TLS pair only at a client's STARTTLS: the audit is
+// where a pair that does not load shows up before a client finds it.
+func TestTLSPairThatDoesNotLoad(t *testing.T) {
+	in := newInstall(t)
+	_, _, otherKey := testenv.NewCA(t, t.TempDir()).Leaf(t, "mx.local.test")
+	write(t, in.key, string(otherKey), 0o640, "root:mail")
+	rep := in.audit(t).Run()
+	var out strings.Builder
+	rep.Write(&out, "test")
+	if rep.Exit() != 78 || len(rep.Findings) != 1 || rep.Findings[0].Path != in.cert ||
+		!strings.Contains(rep.Findings[0].Problem, in.key) || !strings.Contains(rep.Findings[0].Problem, "does not match") {
+		t.Fatalf("a key of another certificate:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "STARTTLS") {
+		t.Errorf("the report does not say what breaks:\n%s", out.String())
 	}
 }
 

@@ -155,7 +155,8 @@ type TCPWrap struct {
 
 // TLS configures smtp-bs's STARTTLS and implicit TLS. The pair is read
 // when each process starts (one per connection), so a renewed certificate
-// is used from the next connection on.
+// is used from the next connection on; it is parsed at the handshake
+// (session.LoadTLS).
 type TLS struct {
 	CertFile string `toml:"cert_file"` // PEM, the chain after the leaf
 	KeyFile  string `toml:"key_file"`  // PEM, readable by run_as

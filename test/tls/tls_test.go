@@ -314,6 +314,20 @@ func TestCertReload(t *testing.T) {
 		t.Errorf("the broken pair is not logged clearly:\n%s", s.e.Log())
 	}
 
+	// A key that parses only at STARTTLS, and belongs to another
+	// certificate: the greeting does not wait for the parse, and the
+	// client that starts TLS gets a failed handshake, logged.
+	_, _, otherKey := s.ca.Leaf(t, host, "127.0.0.1")
+	s.writeSecret(s.key, string(otherKey))
+	if _, _, err := s.startTLS(addr, s.tlsConfig()); err == nil {
+		t.Error("a handshake succeeded with a key that does not match the certificate")
+	}
+	if !s.waitLog("does not match") || strings.Count(s.e.Log(), s.key) < 2 {
+		t.Errorf("the mismatched pair is not logged clearly:\n%s", s.e.Log())
+	}
+	s.newLeaf()
+
+	s.writeSecret(s.key, "not a key\n")
 	s.e.Top = strings.Replace(s.e.Top, "[tls]\n", "[tls]\noptional = true\n", 1)
 	s.e.WriteConfig()
 	d = testenv.Dial(t, addr, 220)
