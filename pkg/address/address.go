@@ -142,3 +142,28 @@ func sanitize(s string) string {
 		return r
 	}, s)
 }
+
+// EqualFold reports whether a and b are equal with ASCII letters folded
+// to one case, and nothing else. strings.EqualFold also folds non-ASCII
+// letters that look nothing alike in a domain: "ſ" (U+017F) matches "s"
+// and the Kelvin sign matches "k", so "local.teſt" would pass for
+// "local.test" in the relay check while routing, which lower-cases,
+// would treat it as another domain.
+func EqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"smtp-bs/pkg/address"
 )
 
 // DefaultPath is where both programs look when -config is not given.
@@ -642,7 +644,7 @@ func validPort(p string) bool {
 // IsLocalDelivery reports whether mail for domain is delivered on this host.
 func (l *Local) IsLocalDelivery(domain string) bool {
 	for _, d := range l.Domains {
-		if strings.EqualFold(d, domain) {
+		if address.EqualFold(d, domain) {
 			return true
 		}
 	}
@@ -683,7 +685,7 @@ func (s *SMTP) RelayAllowed(addr netip.Addr) bool {
 // IsLocalDomain reports whether domain (any case, no trailing dot) is local.
 func (s *SMTP) IsLocalDomain(domain string) bool {
 	for _, d := range s.LocalDomains {
-		if strings.EqualFold(d, domain) {
+		if address.EqualFold(d, domain) {
 			return true
 		}
 	}

@@ -66,6 +66,33 @@ smarthost = "[2001:db8::1]:587"
 	}
 }
 
+// Local domains match with ASCII letters folded and nothing else: Unicode
+// folding takes "ſ" (U+017F) for "s" and the Kelvin sign for "k", and a
+// recipient at such a domain would pass the relay check as local while
+// routing (which lower-cases) sent it elsewhere (found by a red-team run).
+func TestLocalDomainsFoldASCIIOnly(t *testing.T) {
+	c, err := Parse("t", []byte(`hostname = "mx.local.test"
+[smtp]
+local_domains = ["local.test", "kilo.test"]
+[local]
+domains = ["local.test"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for domain, want := range map[string]bool{
+		"local.test": true, "LOCAL.Test": true, "kilo.test": true, "KILO.TEST": true,
+		"local.te\u017ft": false, "\u212ailo.test": false, "local.test.": false, "xlocal.test": false,
+	} {
+		if got := c.SMTP.IsLocalDomain(domain); got != want {
+			t.Errorf("IsLocalDomain(%q) = %v", domain, got)
+		}
+		if got := c.Local.IsLocalDelivery(domain); got != (want && !strings.HasPrefix(strings.ToLower(domain), "k")) {
+			t.Errorf("IsLocalDelivery(%q) = %v", domain, got)
+		}
+	}
+}
+
 func TestErrorsNameKeyAndLine(t *testing.T) {
 	cases := []struct {
 		src, key string

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"smtp-bs/pkg/address"
 	"smtp-bs/pkg/spool"
 )
 
@@ -143,7 +144,7 @@ func (t *Transport) Route(rcpt string) Destination {
 		return Destination{Key: "smarthost", Hops: t.o.Smarthosts, Relay: true, TLS: t.o.SmarthostTLS}
 	}
 	for _, d := range t.o.SelfDomains {
-		if strings.EqualFold(d, domain) {
+		if address.EqualFold(d, domain) {
 			return Destination{Key: loopKey + domain}
 		}
 	}

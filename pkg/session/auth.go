@@ -7,6 +7,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"smtp-bs/pkg/address"
 	"smtp-bs/pkg/auth"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/maillog"
@@ -26,6 +27,7 @@ var (
 	errAuthRequired = reply(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
 	errNotOwner     = reply(553, smtp.EnhancedCode{5, 7, 1}, "Sender address not owned by user")
 	errAuthTooMany  = reply(421, smtp.EnhancedCode{4, 7, 0}, "Too many failed authentication attempts, closing connection")
+	errAuthInMail   = reply(503, smtp.EnhancedCode{5, 5, 1}, "AUTH not permitted during a mail transaction")
 )
 
 func (s *session) AuthMechanisms() []string {
@@ -38,6 +40,14 @@ func (s *session) AuthMechanisms() []string {
 func (s *session) Auth(mech string) (sasl.Server, error) {
 	if s.b.srv.Credentials == nil {
 		return nil, smtp.ErrAuthUnsupported
+	}
+	// RFC 4954 4: AUTH inside a transaction MUST be refused (go-smtp does
+	// not). The sender was checked against no user at MAIL; a user
+	// authenticated now would let it relay as a sender it does not own.
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if s.from != nil {
+		return nil, s.b.refuse("auth", errAuthInMail, "from", *s.from)
 	}
 	var inner sasl.Server
 	switch mech {
@@ -127,16 +137,16 @@ func ownsSender(cfg *config.Config, user, from string) bool {
 	allowed, listed := cfg.Auth.Senders[user]
 	if !listed {
 		if strings.Contains(user, "@") {
-			return strings.EqualFold(user, from)
+			return address.EqualFold(user, from)
 		}
-		return strings.EqualFold(from[:at], user) && cfg.SMTP.IsLocalDomain(domain)
+		return address.EqualFold(from[:at], user) && cfg.SMTP.IsLocalDomain(domain)
 	}
 	for _, a := range allowed {
 		if strings.HasPrefix(a, "@") {
-			if strings.EqualFold(a[1:], domain) {
+			if address.EqualFold(a[1:], domain) {
 				return true
 			}
-		} else if strings.EqualFold(a, from) {
+		} else if address.EqualFold(a, from) {
 			return true
 		}
 	}

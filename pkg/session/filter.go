@@ -38,8 +38,13 @@ type filter struct {
 	out      []byte // ready for the caller
 	bdatLeft int64
 	dstate   int // go-smtp's end-of-data state machine, mirrored
-	err      error
-	buf      []byte
+	// dotCR: a line of this message began ".\r" and went on with
+	// something other than LF. go-smtp drops that CR without a trace
+	// (its dataReader keeps the byte after it only), so the bare CR the
+	// client sent never reaches the body check; Data asks here.
+	dotCR bool
+	err   error
+	buf   []byte
 
 	ehlo bool // last greeting was EHLO (or LHLO)
 	helo bool // any greeting was seen
@@ -78,6 +83,7 @@ func (f *filter) Read(p []byte) (int, error) {
 		want := map[int]int{modeData: 354, modePass: 220}[f.await]
 		if f.lastCode() == want {
 			f.mode = f.await
+			f.dotCR = false
 		}
 		f.await = 0
 		held := f.held
@@ -189,6 +195,7 @@ func (f *filter) dataEnd(b []byte) int {
 				f.mode = modeCommand
 				return i + 1
 			}
+			f.dotCR = true
 			f.dstate = dData
 		case dCR:
 			if c == '\n' {

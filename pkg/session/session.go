@@ -18,7 +18,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -349,7 +348,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return b.refuse("rcpt", errNeedUTF8, "from", *s.from, "rcpt", to)
 	}
 	local := cfg.SMTP.IsLocalDomain(a.Domain)
-	postmaster := strings.EqualFold(a.Local, "postmaster") && (local || strings.EqualFold(a.Domain, cfg.Hostname))
+	postmaster := address.EqualFold(a.Local, "postmaster") && (local || address.EqualFold(a.Domain, cfg.Hostname))
 	if !local && !postmaster && !b.relay && s.user == "" {
 		return b.refuse("rcpt", errRelayDenied, "from", *s.from, "rcpt", a)
 	}
@@ -445,11 +444,15 @@ func (s *session) Data(r io.Reader) error {
 		b.srv.Log.Event(maillog.Warning, "reject", "stage", "data", "peer", b.client, "reason", "connection lost during DATA", "err", err)
 		return reply(451, smtp.EnhancedCode{4, 4, 2}, "Connection problem during DATA")
 	}
-	if err := chk.finish(); err != nil {
+	bad := chk.finish()
+	if bad == nil && b.guard.filter().dotCR {
+		bad = errBareEOL // a CR go-smtp dropped: see filter.dotCR
+	}
+	if bad != nil {
 		m.Abort()
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		return b.refuse("data", err, "from", from, "nrcpts", len(rcpts))
+		return b.refuse("data", bad, "from", from, "nrcpts", len(rcpts))
 	}
 	body := string(opts.Body)
 	if body == "" {

@@ -149,6 +149,28 @@ func TestSTARTTLSForgetsEverything(t *testing.T) {
 	td.Cmd("QUIT", 221)
 }
 
+// RFC 4954 4: AUTH inside a transaction is refused. Accepted, it would
+// let a sender checked against no user relay as that user (found by a
+// red-team run: MAIL FROM a forged sender, then AUTH, then any RCPT).
+func TestAuthRefusedInsideTransaction(t *testing.T) {
+	h := newTLSHarness(t, "relay_networks = []")
+	d := h.dial(session.Client{Addr: loopback.Addr})
+	d.Cmd("EHLO c.test", 250)
+	td, _ := h.startTLS(d)
+	td.Cmd("EHLO c.test", 250)
+	td.Cmd("MAIL FROM:<ceo@bank.example>", 250)
+	td.Cmd("AUTH PLAIN "+plain("alice", "alice-pw"), 503)
+	td.Cmd("AUTH LOGIN", 503)
+	td.Cmd("RCPT TO:<victim@other.example>", 554)
+	td.Cmd("RSET", 250)
+	td.Cmd("AUTH PLAIN "+plain("alice", "alice-pw"), 235)
+	td.Cmd("MAIL FROM:<ceo@bank.example>", 553)
+	td.Cmd("QUIT", 221)
+	if n := len(h.queued()); n != 0 {
+		t.Errorf("queued %d messages", n)
+	}
+}
+
 func TestAuthFailuresDelayedCountedAndFatal(t *testing.T) {
 	h := newTLSHarness(t, "")
 	d := h.dial(session.Client{Addr: loopback.Addr})
