@@ -103,6 +103,13 @@ func (g *guardConn) Write(p []byte) (int, error) {
 		g.lastCode = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
 		g.mu.Unlock()
 	}
+	// Once TLS was to start, a write that is a plaintext reply (TLS
+	// records start with a type byte, 20 to 23) is go-smtp's answer to a
+	// failed handshake, after which it would go on in plaintext with the
+	// filter stepped aside. The session ends after that reply instead.
+	if g.filter().mode == modePass && len(p) >= 4 && isDigit(p[0]) && isDigit(p[1]) && isDigit(p[2]) && (p[3] == ' ' || p[3] == '-') {
+		g.endAfterReply()
+	}
 	if len(g.pending) == 0 {
 		return g.Conn.Write(p)
 	}

@@ -53,7 +53,7 @@ type filter struct {
 	// until go-smtp has answered it: only a 354 starts message content and
 	// only a 220 starts TLS. go-smtp reads no further before answering,
 	// because the line is already complete in its buffer.
-	await    int // modeData or modePass while waiting; 0 otherwise
+	await    int // modeData, modePass or modeSASL while waiting; 0 otherwise
 	held     []byte
 	lastCode func() int
 }
@@ -63,7 +63,25 @@ const (
 	modeData
 	modeBdat
 	modePass
+	modeSASL // the next line answers an AUTH challenge (334): not a command
 )
+
+// maxSASLLine bounds a line answering an AUTH challenge: RFC 4954 4 asks
+// servers to take at least 12288 octets there.
+const maxSASLLine = 12288
+
+// awaitCode is the reply that starts the mode a filter awaits.
+func awaitCode(mode int) int {
+	switch mode {
+	case modeData:
+		return 354
+	case modePass:
+		return 220
+	case modeSASL:
+		return 334
+	}
+	return 0
+}
 
 // The states of go-smtp's dataReader, which decides where DATA ends.
 const (
@@ -80,8 +98,7 @@ func newFilter(r io.Reader, hostname string, lastCode func() int) *filter {
 
 func (f *filter) Read(p []byte) (int, error) {
 	if len(f.out) == 0 && f.await != 0 {
-		want := map[int]int{modeData: 354, modePass: 220}[f.await]
-		if f.lastCode() == want {
+		if f.lastCode() == awaitCode(f.await) {
 			f.mode = f.await
 			f.dotCR = false
 		}
@@ -93,8 +110,13 @@ func (f *filter) Read(p []byte) (int, error) {
 	for len(f.out) == 0 {
 		if f.err != nil {
 			if len(f.line) > 0 && f.err == io.EOF {
-				// Let go-smtp see the unterminated tail, as a command.
-				f.out, f.line = f.command(f.line), nil
+				// Let go-smtp see the unterminated tail, as a command
+				// (or as the answer to a challenge).
+				if f.mode == modeSASL {
+					f.out, f.line = f.line, nil
+				} else {
+					f.out, f.line = f.command(f.line), nil
+				}
 				continue
 			}
 			return 0, f.err
@@ -138,6 +160,28 @@ func (f *filter) feed(b []byte) {
 			i := f.dataEnd(b)
 			f.out = append(f.out, b[:i]...)
 			b = b[i:]
+		case modeSASL:
+			// Passed as it is: a response is base64 or "*", and go-smtp
+			// reads it with readLine, not as a command. Reading it as one
+			// would let a response such as "BDAT 6" put the filter out
+			// of step with go-smtp. Then the reply decides again.
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				f.line = append(f.line, b...)
+				if len(f.line) > maxSASLLine {
+					f.err, f.line = smtp.ErrTooLongLine, nil
+				}
+				return
+			}
+			f.line = append(f.line, b[:i+1]...)
+			b = b[i+1:]
+			if len(f.line) > maxSASLLine+2 {
+				f.err, f.line = smtp.ErrTooLongLine, nil
+				return
+			}
+			f.out = append(f.out, f.line...)
+			f.line = f.line[:0]
+			f.mode, f.await = modeCommand, modeSASL
 		case modeCommand:
 			i := bytes.IndexByte(b, '\n')
 			if i < 0 {
@@ -253,6 +297,9 @@ func (f *filter) command(line []byte) []byte {
 		if bytes.HasPrefix(bytes.ToUpper(body), []byte("STARTTLS")) {
 			f.await = modePass
 		}
+	case "AUTH":
+		// Until go-smtp answers: a 334 makes the next line a response.
+		f.await = modeSASL
 	case "RCPT":
 		return f.rcpt(line, body)
 	}

@@ -322,3 +322,71 @@ func TestImplicitTLSInProcess(t *testing.T) {
 		t.Errorf("handshake failure not logged:\n%s", h.log.String())
 	}
 }
+
+// A line that answers an AUTH challenge is not a command: "BDAT N" there
+// once made the filter pass the next N bytes unseen while go-smtp read
+// them as commands, DATA among them, so that a bare CR in the content
+// that followed became a
+// CRLF and ended the message early, and a second one was queued (found
+// by a red-team run on the implicit-TLS port, where the filter sees
+// plaintext AUTH).
+func TestSASLResponseIsNotACommand(t *testing.T) {
+	h := newTLSHarness(t, "relay_networks = []")
+	h.srv.Implicit = true
+	c, s := pair(t)
+	done := make(chan error, 1)
+	go func() { done <- h.srv.Serve(t.Context(), s, loopback) }()
+	tc := tls.Client(c, &tls.Config{RootCAs: h.ca.Pool, ServerName: testHost})
+	t.Cleanup(func() { tc.Close(); <-done })
+	d := &testenv.Dialogue{T: t, Conn: tc, R: bufio.NewReader(tc)}
+	d.Expect(220)
+	d.Cmd("EHLO c.test", 250)
+	d.Cmd("MAIL FROM:<s@relay.example>", 250)
+	d.Cmd("RCPT TO:<user@"+testHost+">", 250)
+	d.Cmd("AUTH LOGIN", 503) // inside the transaction
+	d.Cmd("RSET", 250)
+	mail, rcpt := "MAIL FROM:<s@relay.example>", "RCPT TO:<user@"+testHost+">"
+	d.Cmd("AUTH LOGIN", 334)
+	d.Cmdf(454, "BDAT %d", len(mail+rcpt+"DATA")+6) // not base64: go-smtp ends the exchange
+	d.Cmd(mail, 250)
+	d.Cmd(rcpt, 250)
+	d.Cmd("DATA", 354)
+	d.Send("Subject: outer\r\n\r\nline1\r\nfoo\rbar\n.\r\nMAIL FROM:<smuggler@evil.example>\r\n" +
+		"RCPT TO:<victim@" + testHost + ">\r\nDATA\r\nSubject: SMUGGLED\r\n\r\nsmuggled\r\n.\r\n")
+	if txt := d.Expect(554); !strings.Contains(txt, "5.6.0") {
+		t.Errorf("the carrier: %q", txt)
+	}
+	// A response longer than a command line is read whole (RFC 4954 4:
+	// 12288 octets at least), not cut off as a command line would be
+	// (500 and the end of the session), and refused as the user name
+	// too long for us that it is.
+	d.Cmd("AUTH LOGIN", 334)
+	d.Cmd(b64(strings.Repeat("a", 3000)), 501)
+	d.Cmd("AUTH LOGIN", 334)
+	d.Cmd(b64("alice"), 334)
+	d.Cmd(b64("alice-pw"), 235)
+	d.Cmd("AUTH LOGIN", 503)
+	d.Cmd("QUIT", 221)
+	if n := len(h.queued()); n != 0 {
+		t.Errorf("queued %d messages", n)
+	}
+	if !strings.Contains(h.log.String(), "auth") {
+		t.Errorf("log:\n%s", h.log.String())
+	}
+}
+
+// A STARTTLS whose handshake fails ends the session: go-smtp would go on
+// in plaintext, with the command filter stepped aside for TLS.
+func TestFailedHandshakeEndsSession(t *testing.T) {
+	h := newTLSHarness(t, "relay_networks = []")
+	d := h.dial(session.Client{Addr: loopback.Addr})
+	d.Cmd("EHLO c.test", 250)
+	d.Cmd("STARTTLS", 220)
+	d.Send("XXXXXXXX\r\n")
+	d.Expect(550)
+	d.Send("EHLO c.test\r\n")
+	if code, txt := d.Reply(); code != 0 {
+		t.Errorf("the session goes on in plaintext: %q", txt)
+	}
+	h.assertEmpty("after a failed handshake")
+}
