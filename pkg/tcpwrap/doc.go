@@ -105,6 +105,15 @@
 //     and the mapped 255.255.255.255 escapes IPv4 masks. Here it is plain
 //     IPv4, as smtp-bs's design wants.
 //   - Without a CNAMEResolver the canonical-name check is skipped.
+//   - Names come from Go's resolver, not glibc's. Go drops PTR answers that
+//     are not valid host names (numeric ones among them): the client is then
+//     "paranoid" (see lookupName), where libwrap could have believed a valid
+//     first answer, or called a name glibc rejects "unknown". From
+//     /etc/hosts, Go answers the canonical-name check from the first line
+//     that holds the name whatever its family, where glibc looks at the
+//     client's family only; glibc also names 127.0.0.1 from a "::1 localhost"
+//     line, and keeps a name's trailing dot. These differences fail closed
+//     except for a hosts.deny rule that names such a host.
 //   - Line numbers count physical lines (libwrap's counter skips lines with
 //     a NUL byte).
 package tcpwrap

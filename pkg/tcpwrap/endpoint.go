@@ -2,6 +2,7 @@ package tcpwrap
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -164,9 +165,21 @@ func formatAddr(ip netip.Addr) string {
 // forward lookup in the address's family gives the address back.
 // Otherwise the name becomes "paranoid". When the reverse lookup fails the
 // name stays "unknown".
+//
+// Go's resolver drops PTR answers that are not valid host names, numeric
+// ones such as "192.0.2.1" among them, and says so in its error even when
+// names are left; libwrap would have taken the first answer, numeric or
+// not. Which one came first is lost, so any dropped answer makes the name
+// "paranoid": that fails closed for both PARANOID and UNKNOWN (which
+// matches a paranoid name too), where "unknown" let a numeric PTR past
+// "ALL: PARANOID" in hosts.deny.
 func (e *endpoint) lookupName() {
 	ctx := e.c.lookupCtx()
 	names, err := e.c.res.LookupAddr(ctx, e.ip.String())
+	if err != nil && droppedInvalidNames(err) {
+		e.name = paranoid
+		return
+	}
 	if err != nil || len(names) == 0 {
 		return
 	}
@@ -244,3 +257,12 @@ func (e *endpoint) evalPort() string {
 }
 
 func evalPid() string { return strconv.Itoa(os.Getpid()) }
+
+// invalidNamesDetail is how the net package says that it dropped answers
+// which are not valid names; it exports no error value for it.
+const invalidNamesDetail = "DNS response contained records which contain invalid names"
+
+func droppedInvalidNames(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && de.Err == invalidNamesDetail
+}

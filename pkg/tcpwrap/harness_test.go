@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -45,11 +46,22 @@ func (d *fakeDNS) LookupAddr(_ context.Context, addr string) ([]string, error) {
 	}
 	for _, p := range d.ptr {
 		if p.addr == a {
+			if !goValidName(p.name) {
+				// The real resolver drops it, and says so.
+				return nil, &net.DNSError{Err: invalidNamesDetail, Name: addr}
+			}
 			// The real resolver returns absolute names.
 			return []string{p.name + "."}, nil
 		}
 	}
 	return nil, errNoSuchHost
+}
+
+// goValidName is the part of the net package's host name check that the
+// generated names can fail: a name of digits and dots only (which libwrap
+// calls numeric) is not one.
+func goValidName(name string) bool {
+	return strings.Trim(name, "0123456789.") != ""
 }
 
 func (d *fakeDNS) LookupHost(_ context.Context, host string) ([]string, error) {
