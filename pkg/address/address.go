@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -55,7 +56,10 @@ func Check(addr string) (Address, error) {
 		return bad("not valid UTF-8")
 	}
 	for _, r := range addr {
-		if r < 0x20 || r == 0x7f || r == ' ' || r == '\t' {
+		// Unicode too (SMTPUTF8): C1 controls such as U+0085 (NEL) and
+		// separators such as U+2028 end lines for some readers of logs
+		// and headers.
+		if unicode.IsControl(r) || unicode.IsSpace(r) || unicode.In(r, unicode.Zl, unicode.Zp) {
 			return bad("contains spaces or control characters")
 		}
 	}
@@ -136,7 +140,7 @@ func sanitize(s string) string {
 		s = s[:maxPath]
 	}
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+		if unicode.IsControl(r) || r == utf8.RuneError || unicode.In(r, unicode.Zl, unicode.Zp) {
 			return '?'
 		}
 		return r

@@ -40,3 +40,18 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check(\"\") = %v, want ErrEmpty", err)
 	}
 }
+
+// Under SMTPUTF8 an address may hold non-ASCII letters, but no Unicode
+// control or separator: U+0085 (NEL), U+2028 and U+2029 end lines for
+// some readers of logs and headers (found by a red-team run).
+func TestUnicodeControlsRefused(t *testing.T) {
+	for _, a := range []string{"a\u0085b@example.org", "ab@exa\u0085mple.org", "a\u2028b@example.org", "a\u2029b@example.org",
+		"a\u00a0b@example.org", "a\u009bb@example.org"} {
+		if _, err := Check(a); err == nil {
+			t.Errorf("Check(%q) accepted it", a)
+		}
+	}
+	if _, err := Check("jürgen@bücher.example"); err != nil {
+		t.Errorf("a plain UTF-8 address: %v", err)
+	}
+}
