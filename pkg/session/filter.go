@@ -165,42 +165,42 @@ func (f *filter) feed(b []byte) {
 			// reads it with readLine, not as a command. Reading it as one
 			// would let a response such as "BDAT 6" put the filter out
 			// of step with go-smtp. Then the reply decides again.
-			i := bytes.IndexByte(b, '\n')
-			if i < 0 {
-				f.line = append(f.line, b...)
-				if len(f.line) > maxSASLLine {
-					f.err, f.line = smtp.ErrTooLongLine, nil
-				}
-				return
-			}
-			f.line = append(f.line, b[:i+1]...)
-			b = b[i+1:]
-			if len(f.line) > maxSASLLine+2 {
-				f.err, f.line = smtp.ErrTooLongLine, nil
+			var ok bool
+			if b, ok = f.lineIn(b, maxSASLLine); !ok {
 				return
 			}
 			f.out = append(f.out, f.line...)
 			f.line = f.line[:0]
 			f.mode, f.await = modeCommand, modeSASL
 		case modeCommand:
-			i := bytes.IndexByte(b, '\n')
-			if i < 0 {
-				f.line = append(f.line, b...)
-				if len(f.line) > maxCommandLine {
-					f.err, f.line = smtp.ErrTooLongLine, nil
-				}
-				return
-			}
-			f.line = append(f.line, b[:i+1]...)
-			b = b[i+1:]
-			if len(f.line) > maxCommandLine+2 {
-				f.err, f.line = smtp.ErrTooLongLine, nil
+			var ok bool
+			if b, ok = f.lineIn(b, maxCommandLine); !ok {
 				return
 			}
 			f.out = append(f.out, f.command(f.line)...)
 			f.line = f.line[:0]
 		}
 	}
+}
+
+// lineIn adds b up to its first LF to f.line and returns what follows, or
+// false while the line is not complete. A line longer than limit (plus
+// its CRLF) sets f.err instead: go-smtp then answers 500 and hangs up.
+func (f *filter) lineIn(b []byte, limit int) ([]byte, bool) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		f.line = append(f.line, b...)
+		if len(f.line) > limit {
+			f.err, f.line = smtp.ErrTooLongLine, nil
+		}
+		return nil, false
+	}
+	f.line = append(f.line, b[:i+1]...)
+	if len(f.line) > limit+2 {
+		f.err, f.line = smtp.ErrTooLongLine, nil
+		return nil, false
+	}
+	return b[i+1:], true
 }
 
 // dataEnd mirrors go-smtp's dataReader and returns how many bytes of b
