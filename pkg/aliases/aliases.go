@@ -191,9 +191,15 @@ func (t *Table) Exists(name string) bool {
 // Expand resolves local name into targets. isLocal says whether a domain
 // is delivered on this host, so that user@localdomain is expanded too.
 // A name met again inside its own expansion is a mailbox, as in sendmail.
+//
+// name itself is taken literally: it comes from an envelope address,
+// which the client chose, so "|prog", "/file", ":include:" and "\user"
+// there are only odd local names (a mailbox nobody has). Programs, files
+// and includes are what the aliases file names, never the sender.
 func (t *Table) Expand(name string, isLocal func(domain string) bool) ([]Target, error) {
 	var out []Target
 	seen := map[Target]bool{}
+	done := map[string]bool{}
 	add := func(tg Target) error {
 		if seen[tg] {
 			return nil
@@ -205,7 +211,7 @@ func (t *Table) Expand(name string, isLocal func(domain string) bool) ([]Target,
 		out = append(out, tg)
 		return nil
 	}
-	var walk func(v string, depth int, chain map[string]bool) error
+	var walk, walkName func(v string, depth int, chain map[string]bool) error
 	walk = func(v string, depth int, chain map[string]bool) error {
 		if depth > maxDepth {
 			return fmt.Errorf("aliases: %s nests deeper than %d", name, maxDepth)
@@ -229,6 +235,9 @@ func (t *Table) Expand(name string, isLocal func(domain string) bool) ([]Target,
 		case strings.HasPrefix(v, "\\"):
 			return add(Target{Kind: Mailbox, Value: strings.ToLower(v[1:])})
 		}
+		return walkName(v, depth, chain)
+	}
+	walkName = func(v string, depth int, chain map[string]bool) error {
 		local := v
 		if at := strings.LastIndexByte(v, '@'); at >= 0 {
 			if !isLocal(v[at+1:]) {
@@ -241,6 +250,14 @@ func (t *Table) Expand(name string, isLocal func(domain string) bool) ([]Target,
 		if !ok || chain[key] {
 			return add(Target{Kind: Mailbox, Value: key})
 		}
+		// Each alias is expanded once per call: its targets are in out
+		// already. Walking it again on every path to it took time
+		// exponential in the depth of an aliases file whose aliases name
+		// the next level several times.
+		if done[key] {
+			return nil
+		}
+		done[key] = true
 		next := make(map[string]bool, len(chain)+1)
 		for k := range chain {
 			next[k] = true
@@ -253,7 +270,7 @@ func (t *Table) Expand(name string, isLocal func(domain string) bool) ([]Target,
 		}
 		return nil
 	}
-	if err := walk(name, 0, map[string]bool{}); err != nil {
+	if err := walkName(name, 0, map[string]bool{}); err != nil {
 		return nil, err
 	}
 	return out, nil
