@@ -26,6 +26,10 @@ const (
 
 const stateMagic = "smtp-bs-state 1"
 
+// maxStateLine bounds one line of a state log: a record is at most about
+// 1,050 bytes (oneLine cuts the reply at 1,000).
+const maxStateLine = 4096
+
 // Record is one line of a state log.
 type Record struct {
 	Time   time.Time
@@ -77,19 +81,41 @@ func (s *Spool) ReadState(env *Envelope) (*State, error) {
 		return nil, fmt.Errorf("spool: open state %s: %w", env.ID, err)
 	}
 	defer f.Close()
-	br := bufio.NewReader(io.LimitReader(f, maxEnvelope))
+	// The whole log is read, however long it has grown: a record left
+	// unread would be an attempt forgotten, a recipient delivered again
+	// and a final outcome never reported (an earlier version stopped at
+	// 4 MiB, which 100 recipients deferred with long replies reach in
+	// about a day and a half). Memory is bounded by the line instead.
+	br := bufio.NewReaderSize(f, maxStateLine)
 	bounceIDs := map[string]bool{}
 	for n := 0; ; n++ {
-		line, err := br.ReadString('\n')
+		raw, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// No record is this long: skip the rest of the line.
+			for errors.Is(err, bufio.ErrBufferFull) {
+				_, err = br.ReadSlice('\n')
+			}
+			if n == 0 {
+				return nil, fmt.Errorf("spool: %s: %w: state file header too long", env.ID, ErrCorrupt)
+			}
+			st.Damaged++
+			if err != nil {
+				break
+			}
+			continue
+		}
 		if err != nil {
+			if err != io.EOF {
+				return nil, fmt.Errorf("spool: read state %s: %w", env.ID, err)
+			}
 			// A last line without its newline was cut short by a crash
 			// before its fsync: the attempt it describes counts as not made.
-			if line != "" {
+			if len(raw) > 0 {
 				st.Damaged++
 			}
 			break
 		}
-		line = strings.TrimSuffix(line, "\n")
+		line := string(raw[:len(raw)-1])
 		if n == 0 {
 			if line != stateMagic {
 				if strings.HasPrefix(line, "smtp-bs-state ") {
