@@ -27,7 +27,7 @@ type Field struct {
 
 // Value returns the field body, unfolded, without the name and colon.
 func (f Field) Value() string {
-	v := string(f.Raw[len(f.Name)+1:])
+	v := string(f.Raw[bytes.IndexByte(f.Raw, ':')+1:])
 	v = strings.ReplaceAll(v, "\r\n", "")
 	return strings.TrimSpace(v)
 }
@@ -176,18 +176,24 @@ func tooBig(max int64) error {
 }
 
 // fieldName returns the name of a header field line, or "" when l is not
-// one: RFC 5322 2.2, printable ASCII but ':' and space, then ':'.
+// one. White space between the name and the colon is allowed, as RFC 5322
+// 4.5 allows it (obs-optional) and sendmail and Postfix read it: "Bcc :"
+// read as body text would show its addresses to every recipient.
 func fieldName(l []byte) string {
 	i := bytes.IndexByte(l, ':')
 	if i <= 0 {
 		return ""
 	}
-	for _, c := range l[:i] {
+	name := bytes.TrimRight(l[:i], " \t")
+	if len(name) == 0 {
+		return ""
+	}
+	for _, c := range name {
 		if c < 33 || c > 126 {
 			return ""
 		}
 	}
-	return string(l[:i])
+	return string(name)
 }
 
 // Get returns the unfolded values of every field called name.

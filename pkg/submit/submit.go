@@ -135,8 +135,9 @@ func Submit(ctx context.Context, o *Options, env Env, stdin io.Reader) (*Result,
 		}
 	}
 	// Bcc: is removed whether or not -t is given, as sendmail 8 does: it
-	// is there to be hidden.
+	// is there to be hidden. So is Resent-Bcc: (RFC 5322 3.6.6).
 	msg.Remove("Bcc")
+	msg.Remove("Resent-Bcc")
 	if len(rcpts) == 0 {
 		return nil, &Error{Code: ExUsage, Msg: "no recipient addresses found in the To:, Cc: or Bcc: headers; the message was not sent"}
 	}

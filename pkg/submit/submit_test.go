@@ -261,6 +261,29 @@ func TestBccRemoved(t *testing.T) {
 	}
 }
 
+// "Bcc :" (white space before the colon, RFC 5322 4.5) is a Bcc field
+// too: read as the start of the body it showed its addresses to every
+// recipient and pushed Subject: into the body (found by a red-team run).
+// Resent-Bcc: is removed as well.
+func TestObsoleteBccRemoved(t *testing.T) {
+	m := newMTA(t, true)
+	env := testEnv(m.addr)
+	env.Hostname = "host.example"
+	in := "To: t1@x.example\nBcc : secret@y.example\nResent-Bcc:\tother@y.example\nSubject : obs bcc\n\nbody\n"
+	if _, err := submit(t, env, "-t", in); err != nil {
+		t.Fatal(err)
+	}
+	got := m.txns()[0]
+	if strings.Join(got.rcpts, ",") != "t1@x.example,secret@y.example" {
+		t.Errorf("rcpts %q", got.rcpts)
+	}
+	data := string(got.data)
+	hdr, body, _ := strings.Cut(data, "\r\n\r\n")
+	if strings.Contains(data, "secret@") || strings.Contains(data, "other@") || !strings.Contains(hdr, "Subject : obs bcc") || body != "body\r\n" {
+		t.Errorf("sent:\n%s", data)
+	}
+}
+
 func TestDotLine(t *testing.T) {
 	m := newMTA(t, true)
 	env := testEnv(m.addr)
