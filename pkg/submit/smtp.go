@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -142,8 +144,8 @@ type Result struct {
 	Reply    string // the reply to the end of DATA ("OK: queued as ...")
 }
 
-// Send runs one transaction: MAIL, a RCPT per recipient, DATA. The rules
-// that decide the exit code, and why:
+// Send hands the message over: MAIL, a RCPT per recipient, DATA. The
+// rules that decide the exit code, and why:
 //
 //   - Any temporary failure (4xx, a lost connection) before the message is
 //     accepted aborts the transaction (RSET): nothing was sent to anyone,
@@ -153,6 +155,12 @@ type Result struct {
 //     recipients and says the others got it.
 //   - The sender or the message refused for good (5xx to MAIL or DATA):
 //     nothing was sent.
+//   - More recipients than one transaction takes (LIMITS RCPTMAX, or a
+//     452 after some were accepted, RFC 5321 4.5.3.1.10): the message
+//     goes to those accepted, then again in a new transaction to the
+//     rest. A temporary failure in a later transaction is reported with
+//     the recipients that did get the message (a retry of the whole
+//     message sends it to them again: twice rather than never).
 //
 // On success with refusals, Send returns both the result and an *Error.
 func (c *Conn) Send(from string, rcpts []string, msg *Message, utf8 bool) (*Result, error) {
@@ -162,45 +170,102 @@ func (c *Conn) Send(from string, rcpts []string, msg *Message, utf8 bool) (*Resu
 			return nil, &Error{Code: ExUnavailable, Msg: fmt.Sprintf("the mail system at %s does not offer SMTPUTF8, which a non-ASCII address needs; the message was not sent", c.addr)}
 		}
 	}
-	if err := c.c.Mail(from, &smtp.MailOptions{Size: msg.Size(), UTF8: utf8}); err != nil {
-		return nil, c.fail(err, fmt.Sprintf("the mail system refused the sender <%s>", from), ExDataErr)
-	}
 	res := &Result{}
+	batch := c.rcptMax()
+	for rest := rcpts; len(rest) > 0; {
+		n, err := c.transaction(from, rest[:min(len(rest), batch)], msg, utf8, res)
+		if err != nil {
+			if len(res.Accepted) > 0 {
+				// Some got it in an earlier transaction: say who.
+				if e, ok := err.(*Error); ok {
+					e.Msg += fmt.Sprintf("\nsendmail: the message was sent to %d recipients before that (%s)", len(res.Accepted), strings.Join(res.Accepted, ", "))
+				}
+			}
+			return nil, err
+		}
+		rest = rest[n:]
+	}
+	c.quit()
+	if len(res.Accepted) == 0 {
+		return res, refusedError(res.Refused, false)
+	}
+	if len(res.Refused) > 0 {
+		return res, refusedError(res.Refused, true)
+	}
+	return res, nil
+}
+
+// rcptMax is how many recipients one transaction may have: the server's
+// LIMITS RCPTMAX (RFC 9422), else no bound of ours.
+func (c *Conn) rcptMax() int {
+	if ok, p := c.c.Extension("LIMITS"); ok {
+		for _, f := range strings.Fields(p) {
+			if v, ok := strings.CutPrefix(strings.ToUpper(f), "RCPTMAX="); ok {
+				if n, err := strconv.Atoi(v); err == nil && n > 0 {
+					return n
+				}
+			}
+		}
+	}
+	return math.MaxInt
+}
+
+// transaction sends the message to as many of rcpts as the server takes in
+// one transaction, adding to res, and returns how many of rcpts it dealt
+// with (accepted or refused for good). None accepted: no DATA.
+func (c *Conn) transaction(from string, rcpts []string, msg *Message, utf8 bool, res *Result) (int, error) {
+	if err := c.c.Mail(from, &smtp.MailOptions{Size: msg.Size(), UTF8: utf8}); err != nil {
+		return 0, c.fail(err, fmt.Sprintf("the mail system refused the sender <%s>", from), ExDataErr)
+	}
+	var accepted []string
+	n := 0
 	for _, r := range rcpts {
 		err := c.c.Rcpt(r, nil)
 		var se *smtp.SMTPError
 		switch {
 		case err == nil:
-			res.Accepted = append(res.Accepted, r)
+			accepted = append(accepted, r)
 		case errors.As(err, &se) && se.Code >= 500 && se.Code < 600:
 			res.Refused = append(res.Refused, Refusal{Rcpt: r, Reply: se})
+		case errors.As(err, &se) && se.Code == 452 && len(accepted) > 0:
+			// Too many recipients for this transaction: the rest go
+			// in the next one.
+			return n, c.data(msg, accepted, res)
 		default:
-			return nil, c.fail(err, fmt.Sprintf("<%s>", r), 0)
+			return 0, c.fail(err, fmt.Sprintf("<%s>", r), 0)
 		}
+		n++
 	}
-	if len(res.Accepted) == 0 {
-		c.quit()
-		return res, refusedError(res.Refused, false)
+	if len(accepted) == 0 {
+		if err := c.c.Reset(); err != nil {
+			return 0, c.fail(err, "the mail system", 0)
+		}
+		return n, nil
 	}
+	return n, c.data(msg, accepted, res)
+}
+
+// data sends the message to the accepted recipients of the transaction.
+func (c *Conn) data(msg *Message, accepted []string, res *Result) error {
 	w, err := c.c.Data()
 	if err != nil {
-		return nil, c.fail(err, "the mail system refused the message", ExDataErr)
+		return c.fail(err, "the mail system refused the message", ExDataErr)
 	}
 	if _, err := msg.WriteTo(w); err != nil {
 		c.c.Close()
 		c.closed = true
-		return nil, unreachable(c.addr, err)
+		return unreachable(c.addr, err)
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
-		return nil, c.fail(err, "the mail system refused the message", ExDataErr)
+		return c.fail(err, "the mail system refused the message", ExDataErr)
 	}
-	res.Reply = resp.StatusText
-	c.quit()
-	if len(res.Refused) > 0 {
-		return res, refusedError(res.Refused, true)
+	res.Accepted = append(res.Accepted, accepted...)
+	if res.Reply != "" {
+		res.Reply += "; "
 	}
-	return res, nil
+	res.Reply += resp.StatusText
+	return nil
 }
 
 // fail maps an error of a command to the exit code: 5xx to permanent (the

@@ -3,11 +3,13 @@ package submit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -37,10 +39,16 @@ type txn struct {
 
 func newMTA(t *testing.T, utf8 bool) *mta {
 	t.Helper()
+	return newMTAWith(t, func(s *smtp.Server) { s.EnableSMTPUTF8 = utf8 })
+}
+
+// newMTAWith is newMTA with settings of go-smtp's server.
+func newMTAWith(t *testing.T, set func(*smtp.Server)) *mta {
+	t.Helper()
 	m := &mta{rcptErr: map[string]*smtp.SMTPError{}}
 	s := smtp.NewServer(m)
 	s.Domain = "greeting.example"
-	s.EnableSMTPUTF8 = utf8
+	set(s)
 	s.ErrorLog = log.New(io.Discard, "", 0)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -281,6 +289,45 @@ func TestObsoleteBccRemoved(t *testing.T) {
 	hdr, body, _ := strings.Cut(data, "\r\n\r\n")
 	if strings.Contains(data, "secret@") || strings.Contains(data, "other@") || !strings.Contains(hdr, "Subject : obs bcc") || body != "body\r\n" {
 		t.Errorf("sent:\n%s", data)
+	}
+}
+
+// More recipients than the server takes in one transaction go out in
+// several: LIMITS RCPTMAX as advertised, or a 452 after some recipients
+// were accepted (RFC 5321 4.5.3.1.10). Refusing them all with 75 made
+// such a message impossible to send (found by a red-team run).
+func TestRecipientsInBatches(t *testing.T) {
+	m := newMTAWith(t, func(s *smtp.Server) { s.MaxRecipients = 3 })
+	env := testEnv(m.addr)
+	var rcpts []string
+	for i := 1; i <= 7; i++ {
+		rcpts = append(rcpts, fmt.Sprintf("r%d@x.example", i))
+	}
+	m.rcptErr["r2@x.example"] = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+	res, err := submit(t, env, strings.Join(rcpts, " "), "Subject: many\n\nbody\n")
+	if exitCode(err) != ExNoUser || res == nil || len(res.Accepted) != 6 {
+		t.Fatalf("result %+v, error %v", res, err)
+	}
+	var batches []string
+	for _, tx := range m.txns() {
+		batches = append(batches, strings.Join(tx.rcpts, ","))
+	}
+	want := []string{"r1@x.example,r3@x.example", "r4@x.example,r5@x.example,r6@x.example", "r7@x.example"}
+	if !reflect.DeepEqual(batches, want) {
+		t.Errorf("transactions %q, want %q", batches, want)
+	}
+
+	// Without LIMITS: a 452 after accepted recipients ends the batch. A
+	// 452 to the first recipient of a transaction is a temporary failure,
+	// and the error says who got the message already.
+	m2 := newMTA(t, false)
+	m2.rcptErr["r3@x.example"] = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients"}
+	_, err = submit(t, testEnv(m2.addr), strings.Join(rcpts[:4], " "), "Subject: many\n\nbody\n")
+	if exitCode(err) != ExTempFail || !strings.Contains(err.Error(), "r1@x.example, r2@x.example") {
+		t.Fatalf("error %v", err)
+	}
+	if got := m2.txns(); len(got) != 1 || strings.Join(got[0].rcpts, ",") != "r1@x.example,r2@x.example" {
+		t.Errorf("transactions %+v", got)
 	}
 }
 
