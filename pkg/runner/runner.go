@@ -440,10 +440,7 @@ func (r *Runner) report(env *spool.Envelope, st *spool.State, idx []int, action,
 	}
 	for _, i := range idx {
 		rc := st.Rcpts[i]
-		remote, _, ok := strings.Cut(rc.Reply, " said: ")
-		if !ok {
-			remote = ""
-		}
+		remote := remoteMTA(rc.Reply)
 		reply := rc.Reply
 		if reply == "" {
 			reply = "not tried yet"
@@ -455,6 +452,27 @@ func (r *Runner) report(env *spool.Envelope, st *spool.State, idx []int, action,
 		return dsn.Build(rep, data)
 	}
 	return dsn.Build(rep, nil)
+}
+
+// remoteMTA is the host in a reply recorded as "HOST said: ...", also
+// after an expiry's "...; last error: ", or "" when there is none: the
+// Remote-MTA field of a DSN holds a host name (RFC 3464 2.3.5), never
+// the text of a local error that happens to contain " said: ".
+func remoteMTA(reply string) string {
+	if _, last, ok := strings.Cut(reply, "; last error: "); ok {
+		reply = last
+	}
+	host, _, ok := strings.Cut(reply, " said: ")
+	if !ok || host == "" || len(host) > 255 {
+		return ""
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-.:[]", c) >= 0) {
+			return ""
+		}
+	}
+	return host
 }
 
 // nextTry follows the retry table: retry_first after the first failed
