@@ -156,6 +156,18 @@ func Read(r io.Reader, opt ReadOptions) (*Message, error) {
 					continue
 				}
 			}
+			// A body line longer than RFC 5322's 998 octets is broken
+			// into lines of 998, as Postfix's SMTP client does: smtp-bs
+			// refuses lines over 64 KiB for good, and cron output is
+			// mail that must go out.
+			for len(l) > maxBodyLine {
+				out = append(append(out[:0], l[:maxBodyLine]...), '\r', '\n')
+				if _, err := m.body.Write(out); err != nil {
+					m.Close()
+					return nil, &Error{Code: ExTempFail, Msg: err.Error() + "; the message was not sent"}
+				}
+				l = l[maxBodyLine:]
+			}
 			// l may share bufio's buffer: appending to it in place would
 			// overwrite the next line.
 			out = append(append(out[:0], l...), '\r', '\n')
@@ -170,6 +182,9 @@ func Read(r io.Reader, opt ReadOptions) (*Message, error) {
 	}
 	return m, nil
 }
+
+// maxBodyLine is RFC 5322 2.1.1's limit on a line, without its CRLF.
+const maxBodyLine = 998
 
 func tooBig(max int64) error {
 	return &Error{Code: ExDataErr, Msg: fmt.Sprintf("the message is larger than %d bytes (max_message_bytes); it was not sent", max)}
