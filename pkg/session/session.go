@@ -349,6 +349,11 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	local := cfg.SMTP.IsLocalDomain(a.Domain)
 	postmaster := address.EqualFold(a.Local, "postmaster") && (local || address.EqualFold(a.Domain, cfg.Hostname))
+	if postmaster {
+		// Case-insensitive by RFC 5321 4.5.1: one spelling, so that
+		// "Postmaster" and "postmaster" are one recipient.
+		a.Local = "postmaster"
+	}
 	if !local && !postmaster && !b.relay && s.user == "" {
 		return b.refuse("rcpt", errRelayDenied, "from", *s.from, "rcpt", a)
 	}
