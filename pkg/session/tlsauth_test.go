@@ -277,8 +277,10 @@ func TestLongLinesInsideTLS(t *testing.T) {
 	h.assertEmpty("after long lines")
 }
 
-func TestImplicitTLSInProcess(t *testing.T) {
-	h := newTLSHarness(t, "relay_networks = []")
+// dialImplicit serves one session under implicit TLS and returns the
+// client's side after the greeting.
+func (h *tlsHarness) dialImplicit(t *testing.T) *testenv.Dialogue {
+	t.Helper()
 	h.srv.Implicit = true
 	c, s := pair(t)
 	done := make(chan error, 1)
@@ -287,6 +289,12 @@ func TestImplicitTLSInProcess(t *testing.T) {
 	t.Cleanup(func() { tc.Close(); <-done })
 	d := &testenv.Dialogue{T: t, Conn: tc, R: bufio.NewReader(tc)}
 	d.Expect(220)
+	return d
+}
+
+func TestImplicitTLSInProcess(t *testing.T) {
+	h := newTLSHarness(t, "relay_networks = []")
+	d := h.dialImplicit(t)
 	ehlo := d.Cmd("EHLO c.test", 250)
 	if strings.Contains(ehlo, "STARTTLS") || !strings.Contains(ehlo, "AUTH PLAIN LOGIN") {
 		t.Errorf("EHLO under implicit TLS:\n%s", ehlo)
@@ -326,20 +334,12 @@ func TestImplicitTLSInProcess(t *testing.T) {
 // A line that answers an AUTH challenge is not a command: "BDAT N" there
 // once made the filter pass the next N bytes unseen while go-smtp read
 // them as commands, DATA among them, so that a bare CR in the content
-// that followed became a
-// CRLF and ended the message early, and a second one was queued (found
-// by a red-team run on the implicit-TLS port, where the filter sees
-// plaintext AUTH).
+// that followed became a CRLF and ended the message early, and a second
+// one was queued (found by a red-team run on the implicit-TLS port, where
+// the filter sees plaintext AUTH).
 func TestSASLResponseIsNotACommand(t *testing.T) {
 	h := newTLSHarness(t, "relay_networks = []")
-	h.srv.Implicit = true
-	c, s := pair(t)
-	done := make(chan error, 1)
-	go func() { done <- h.srv.Serve(t.Context(), s, loopback) }()
-	tc := tls.Client(c, &tls.Config{RootCAs: h.ca.Pool, ServerName: testHost})
-	t.Cleanup(func() { tc.Close(); <-done })
-	d := &testenv.Dialogue{T: t, Conn: tc, R: bufio.NewReader(tc)}
-	d.Expect(220)
+	d := h.dialImplicit(t)
 	d.Cmd("EHLO c.test", 250)
 	d.Cmd("MAIL FROM:<s@relay.example>", 250)
 	d.Cmd("RCPT TO:<user@"+testHost+">", 250)
