@@ -175,11 +175,12 @@ func (c *Conn) Send(from string, rcpts []string, msg *Message, utf8 bool) (*Resu
 	for rest := rcpts; len(rest) > 0; {
 		n, err := c.transaction(from, rest[:min(len(rest), batch)], msg, utf8, res)
 		if err != nil {
-			if len(res.Accepted) > 0 {
+			var e *Error
+			if len(res.Accepted) > 0 && errors.As(err, &e) {
 				// Some got it in an earlier transaction: say who.
-				if e, ok := err.(*Error); ok {
-					e.Msg += fmt.Sprintf("\nsendmail: the message was sent to %d recipients before that (%s)", len(res.Accepted), strings.Join(res.Accepted, ", "))
-				}
+				e.Msg = strings.Replace(e.Msg, "the message was not sent", "the message was not sent to the rest", 1)
+				e.Msg = strings.Replace(e.Msg, "; it was not sent", "; it was not sent to the rest", 1)
+				e.Msg += fmt.Sprintf("\nsendmail: it was sent, in an earlier transaction, to %s", strings.Join(res.Accepted, ", "))
 			}
 			return nil, err
 		}
@@ -227,7 +228,7 @@ func (c *Conn) transaction(from string, rcpts []string, msg *Message, utf8 bool,
 			accepted = append(accepted, r)
 		case errors.As(err, &se) && se.Code >= 500 && se.Code < 600:
 			res.Refused = append(res.Refused, Refusal{Rcpt: r, Reply: se})
-		case errors.As(err, &se) && se.Code == 452 && len(accepted) > 0:
+		case errors.As(err, &se) && tooManyRcpts(se) && len(accepted) > 0:
 			// Too many recipients for this transaction: the rest go
 			// in the next one.
 			return n, c.data(msg, accepted, res)
@@ -243,6 +244,16 @@ func (c *Conn) transaction(from string, rcpts []string, msg *Message, utf8 bool,
 		return n, nil
 	}
 	return n, c.data(msg, accepted, res)
+}
+
+// tooManyRcpts reports whether a reply to RCPT means "no more recipients
+// in this transaction" (RFC 5321 4.5.3.1.10: 452, with 4.5.3 when the
+// code is enhanced), and not a full mailbox (452 4.2.2) or a full disk
+// (452 4.3.1), where sending to the others now would have a retry of the
+// whole message send it to them again.
+func tooManyRcpts(se *smtp.SMTPError) bool {
+	return se.Code == 452 && (se.EnhancedCode == smtp.EnhancedCode{4, 5, 3} ||
+		se.EnhancedCode == smtp.EnhancedCode{} || se.EnhancedCode == smtp.NoEnhancedCode)
 }
 
 // data sends the message to the accepted recipients of the transaction.

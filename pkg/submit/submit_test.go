@@ -323,11 +323,21 @@ func TestRecipientsInBatches(t *testing.T) {
 	m2 := newMTA(t, false)
 	m2.rcptErr["r3@x.example"] = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients"}
 	_, err = submit(t, testEnv(m2.addr), strings.Join(rcpts[:4], " "), "Subject: many\n\nbody\n")
-	if exitCode(err) != ExTempFail || !strings.Contains(err.Error(), "r1@x.example, r2@x.example") {
+	if exitCode(err) != ExTempFail || !strings.Contains(err.Error(), "to r1@x.example, r2@x.example") || !strings.Contains(err.Error(), "not sent to the rest") {
 		t.Fatalf("error %v", err)
 	}
 	if got := m2.txns(); len(got) != 1 || strings.Join(got[0].rcpts, ",") != "r1@x.example,r2@x.example" {
 		t.Errorf("transactions %+v", got)
+	}
+
+	// Any other 452 (a full mailbox, 4.2.2) is a temporary failure of the
+	// whole message, as before: nobody gets it yet, so a retry makes no
+	// duplicates.
+	m3 := newMTA(t, false)
+	m3.rcptErr["r2@x.example"] = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "Mailbox full"}
+	_, err = submit(t, testEnv(m3.addr), strings.Join(rcpts[:3], " "), "Subject: many\n\nbody\n")
+	if exitCode(err) != ExTempFail || len(m3.txns()) != 0 {
+		t.Errorf("a full mailbox: error %v, %d transactions", err, len(m3.txns()))
 	}
 }
 
