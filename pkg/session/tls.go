@@ -32,6 +32,10 @@ const maxLine = 64 << 10
 // certificate, now fails that client's handshake, and the same error goes
 // to parseFailed (once per process) for the log, since go-smtp logs no
 // failed handshake; smtp-bs -check parses the pair in full (pkg/check).
+//
+// Under [tls] optional the pair is parsed here after all: optional
+// promises to serve without STARTTLS rather than offer a TLS that fails,
+// and only a parse can tell.
 func LoadTLS(c *config.TLS, parseFailed func(error)) (*tls.Config, error) {
 	if !c.HasTLS() {
 		return nil, nil
@@ -40,21 +44,31 @@ func LoadTLS(c *config.TLS, parseFailed func(error)) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: cannot load cert_file %s with key_file %s: %w", c.CertFile, c.KeyFile, err)
 	}
-	pair := sync.OnceValues(func() (*tls.Certificate, error) {
+	parse := func() (*tls.Certificate, error) {
 		p, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
-			err = fmt.Errorf("tls: cannot load cert_file %s with key_file %s: %w", c.CertFile, c.KeyFile, err)
-			if parseFailed != nil {
-				parseFailed(err)
-			}
-			return nil, err
+			return nil, fmt.Errorf("tls: cannot load cert_file %s with key_file %s: %w", c.CertFile, c.KeyFile, err)
 		}
 		return &p, nil
+	}
+	// Go's default cipher suites; no client certificates.
+	if c.Optional {
+		p, err := parse()
+		if err != nil {
+			return nil, err
+		}
+		return &tls.Config{Certificates: []tls.Certificate{*p}, MinVersion: tls.VersionTLS12}, nil
+	}
+	pair := sync.OnceValues(func() (*tls.Certificate, error) {
+		p, err := parse()
+		if err != nil && parseFailed != nil {
+			parseFailed(err)
+		}
+		return p, err
 	})
 	return &tls.Config{
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return pair() },
 		MinVersion:     tls.VersionTLS12,
-		// Go's default cipher suites; no client certificates.
 	}, nil
 }
 

@@ -45,6 +45,12 @@ func TestLoadTLSParsesAtHandshake(t *testing.T) {
 		{"another key", cert, write("other.pem", otherKey), "", "does not match"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// Under [tls] optional the parse comes first: a pair that
+			// does not parse means serving without TLS, not a TLS that
+			// fails every handshake.
+			if _, err := session.LoadTLS(&config.TLS{CertFile: tc.cert, KeyFile: tc.key, Optional: true}, nil); (err == nil) != (tc.loadErr == "" && tc.handshakes == "") {
+				t.Errorf("optional: LoadTLS error %v", err)
+			}
 			var logged []error
 			cfg, err := session.LoadTLS(&config.TLS{CertFile: tc.cert, KeyFile: tc.key}, func(err error) { logged = append(logged, err) })
 			if tc.loadErr != "" {
