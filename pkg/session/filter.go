@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/emersion/go-smtp"
 )
@@ -41,13 +42,14 @@ type filter struct {
 	// dotCR: a line of this message began ".\r" and went on with
 	// something other than LF. go-smtp drops that CR without a trace
 	// (its dataReader keeps the byte after it only), so the bare CR the
-	// client sent never reaches the body check; Data asks here.
-	dotCR bool
+	// client sent never reaches the body check; Data takes it from here.
+	// Atomic, as ehlo: under BDAT, Data runs on a goroutine of its own
+	// while go-smtp's reads run the filter.
+	dotCR atomic.Bool
 	err   error
 	buf   []byte
 
-	ehlo bool // last greeting was EHLO (or LHLO)
-	helo bool // any greeting was seen
+	ehlo atomic.Bool // the last greeting was EHLO (or LHLO)
 
 	// After a DATA or STARTTLS line the filter holds back what follows
 	// until go-smtp has answered it: only a 354 starts message content and
@@ -100,7 +102,7 @@ func (f *filter) Read(p []byte) (int, error) {
 	if len(f.out) == 0 && f.await != 0 {
 		if f.lastCode() == awaitCode(f.await) {
 			f.mode = f.await
-			f.dotCR = false
+			f.dotCR.Store(false)
 		}
 		f.await = 0
 		held := f.held
@@ -239,7 +241,7 @@ func (f *filter) dataEnd(b []byte) int {
 				f.mode = modeCommand
 				return i + 1
 			}
-			f.dotCR = true
+			f.dotCR.Store(true)
 			f.dstate = dData
 		case dCR:
 			if c == '\n' {
@@ -274,9 +276,9 @@ func (f *filter) command(line []byte) []byte {
 	}
 	switch string(bytes.ToUpper(verb)) {
 	case "EHLO", "LHLO":
-		f.ehlo, f.helo = true, true
+		f.ehlo.Store(true)
 	case "HELO":
-		f.ehlo, f.helo = false, true
+		f.ehlo.Store(false)
 	case "DATA":
 		if len(body) == 4 {
 			f.await, f.dstate = modeData, dBeginLine
@@ -287,6 +289,7 @@ func (f *filter) command(line []byte) []byte {
 		// command (502, 552); on any other refusal the bytes that follow
 		// are commands. A different reading would let the two disagree
 		// about where commands are.
+		f.dotCR.Store(false) // a BDAT message has no dot lines
 		args := cmdArgs(body)
 		if len(args) == 1 || len(args) == 2 && bytes.EqualFold(args[1], []byte("LAST")) {
 			if n, err := strconv.ParseUint(string(args[0]), 10, 32); err == nil && n > 0 {

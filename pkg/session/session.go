@@ -450,7 +450,7 @@ func (s *session) Data(r io.Reader) error {
 		return reply(451, smtp.EnhancedCode{4, 4, 2}, "Connection problem during DATA")
 	}
 	bad := chk.finish()
-	if bad == nil && b.guard.filter().dotCR {
+	if b.guard.filter().dotCR.Swap(false) && bad == nil {
 		bad = errBareEOL // a CR go-smtp dropped: see filter.dotCR
 	}
 	if bad != nil {
@@ -499,7 +499,8 @@ func (b *backend) localError(stage string, err error) error {
 func (b *backend) protocol(opts *smtp.MailOptions, user string, secure bool) string {
 	f := b.guard.filter()
 	p := "SMTP"
-	if f.ehlo {
+	ehlo := f.ehlo.Load()
+	if ehlo {
 		p = "ESMTP"
 		if opts.UTF8 {
 			p = "UTF8SMTP"
@@ -508,7 +509,7 @@ func (b *backend) protocol(opts *smtp.MailOptions, user string, secure bool) str
 	if secure {
 		p += "S"
 	}
-	if user != "" && f.ehlo {
+	if user != "" && ehlo {
 		p += "A"
 	}
 	return p
