@@ -26,6 +26,7 @@ const (
 	maxFile    = 4 << 20
 	maxDepth   = 16
 	maxTargets = 1000
+	maxSteps   = 10000 // aliases walked for one name
 )
 
 // Kind says what a target is.
@@ -199,7 +200,8 @@ func (t *Table) Exists(name string) bool {
 func (t *Table) Expand(name string, isLocal func(domain string) bool) ([]Target, error) {
 	var out []Target
 	seen := map[Target]bool{}
-	done := map[string]bool{}
+	done := map[string]bool{} // aliases expanded without meeting a loop
+	loops, steps := 0, 0
 	add := func(tg Target) error {
 		if seen[tg] {
 			return nil
@@ -248,16 +250,24 @@ func (t *Table) Expand(name string, isLocal func(domain string) bool) ([]Target,
 		key := strings.ToLower(local)
 		vals, ok := t.m[key]
 		if !ok || chain[key] {
+			if ok {
+				loops++
+			}
 			return add(Target{Kind: Mailbox, Value: key})
 		}
-		// Each alias is expanded once per call: its targets are in out
-		// already. Walking it again on every path to it took time
-		// exponential in the depth of an aliases file whose aliases name
-		// the next level several times.
+		// An alias whose expansion met no loop gives the same targets on
+		// every path to it, and they are in out already: walking it again
+		// took time exponential in the depth of an aliases file whose
+		// aliases name the next level several times. One that met a loop
+		// is walked again (what it gives depends on the path), within a
+		// bound on the whole walk.
 		if done[key] {
 			return nil
 		}
-		done[key] = true
+		if steps++; steps > maxSteps {
+			return fmt.Errorf("aliases: %s expands through more than %d aliases", name, maxSteps)
+		}
+		before := loops
 		next := make(map[string]bool, len(chain)+1)
 		for k := range chain {
 			next[k] = true
@@ -268,6 +278,7 @@ func (t *Table) Expand(name string, isLocal func(domain string) bool) ([]Target,
 				return err
 			}
 		}
+		done[key] = loops == before
 		return nil
 	}
 	if err := walkName(name, 0, map[string]bool{}); err != nil {

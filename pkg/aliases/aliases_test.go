@@ -24,6 +24,9 @@ loop2: loop1, gina
 self: \self, copy@remote.example
 prog: "|/usr/bin/procmail -a x", /var/log/mail.archive
 local-addr: harry@mx.example
+cyc: cb, cc
+cb: cc
+cc: cb
 `
 	tbl, err := Parse("aliases", strings.NewReader(src), "root")
 	if err != nil {
@@ -38,7 +41,11 @@ local-addr: harry@mx.example
 		"self":       {"self (mailbox)", "copy@remote.example"},
 		"prog":       {"|/usr/bin/procmail -a x", "/var/log/mail.archive"},
 		"local-addr": {"harry (mailbox)"},
-		"nobody":     {"nobody (mailbox)"},
+		// Each of a loop's members is met again on its own path: both
+		// are mailboxes, whichever comes first (a review found the
+		// first memo of expanded aliases giving only "cb").
+		"cyc":    {"cb (mailbox)", "cc (mailbox)"},
+		"nobody": {"nobody (mailbox)"},
 		// The name comes from an envelope: never a program, file or
 		// include (found by a red-team run: a bounce to <|prog@local>).
 		"|/bin/sh":        {"|/bin/sh (mailbox)"},
