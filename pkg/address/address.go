@@ -58,8 +58,10 @@ func Check(addr string) (Address, error) {
 	for _, r := range addr {
 		// Unicode too (SMTPUTF8): C1 controls such as U+0085 (NEL) and
 		// separators such as U+2028 end lines for some readers of logs
-		// and headers.
-		if unicode.IsControl(r) || unicode.IsSpace(r) || unicode.In(r, unicode.Zl, unicode.Zp) {
+		// and headers; format characters such as U+202E (right-to-left
+		// override) and U+200B (zero width space) make an address read
+		// as another one.
+		if unicode.IsControl(r) || unicode.IsSpace(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf) {
 			return bad("contains spaces or control characters")
 		}
 	}
@@ -140,7 +142,7 @@ func sanitize(s string) string {
 		s = s[:maxPath]
 	}
 	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError || unicode.In(r, unicode.Zl, unicode.Zp) {
+		if unicode.IsControl(r) || r == utf8.RuneError || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf) {
 			return '?'
 		}
 		return r

@@ -46,7 +46,8 @@ func TestCheck(t *testing.T) {
 // some readers of logs and headers (found by a red-team run).
 func TestUnicodeControlsRefused(t *testing.T) {
 	for _, a := range []string{"a\u0085b@example.org", "ab@exa\u0085mple.org", "a\u2028b@example.org", "a\u2029b@example.org",
-		"a\u00a0b@example.org", "a\u009bb@example.org"} {
+		"a\u00a0b@example.org", "a\u009bb@example.org",
+		"evil\u202egro.elpmaxe@example.org", "a\u200bb@example.org", "\ufeffa@example.org"} {
 		if _, err := Check(a); err == nil {
 			t.Errorf("Check(%q) accepted it", a)
 		}

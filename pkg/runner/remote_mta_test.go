@@ -14,6 +14,8 @@ func TestRemoteMTA(t *testing.T) {
 		"program |x exited 1: the server said: no":                                       "",
 		"LMTP /run/dovecot/lmtp said: 550 5.1.1 unknown":                                 "",
 		"": "",
+		// Only smtp-bs's own expiry text is looked into.
+		"mx.a.example said: 550 x; last error: forged.example said: y": "mx.a.example",
 	} {
 		if got := remoteMTA(reply); got != want {
 			t.Errorf("remoteMTA(%q) = %q, want %q", reply, got, want)

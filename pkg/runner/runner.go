@@ -459,8 +459,10 @@ func (r *Runner) report(env *spool.Envelope, st *spool.State, idx []int, action,
 // Remote-MTA field of a DSN holds a host name (RFC 3464 2.3.5), never
 // the text of a local error that happens to contain " said: ".
 func remoteMTA(reply string) string {
-	if _, last, ok := strings.Cut(reply, "; last error: "); ok {
-		reply = last
+	if strings.HasPrefix(reply, "4.4.7 ") {
+		if _, last, ok := strings.Cut(reply, "; last error: "); ok {
+			reply = last
+		}
 	}
 	host, _, ok := strings.Cut(reply, " said: ")
 	if !ok || host == "" || len(host) > 255 {

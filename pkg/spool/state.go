@@ -95,6 +95,9 @@ func (s *Spool) ReadState(env *Envelope) (*State, error) {
 			for errors.Is(err, bufio.ErrBufferFull) {
 				_, err = br.ReadSlice('\n')
 			}
+			if err != nil && err != io.EOF {
+				return nil, fmt.Errorf("spool: read state %s: %w", env.ID, err)
+			}
 			if n == 0 {
 				return nil, fmt.Errorf("spool: %s: %w: state file header too long", env.ID, ErrCorrupt)
 			}
