@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxHeaderBytes bounds the header section, which is kept in memory (the
@@ -157,20 +158,27 @@ func Read(r io.Reader, opt ReadOptions) (*Message, error) {
 				}
 			}
 			// A body line longer than RFC 5322's 998 octets is broken
-			// into lines of 998, as Postfix's SMTP client does: smtp-bs
-			// refuses lines over 64 KiB for good, and cron output is
-			// mail that must go out.
-			for len(l) > maxBodyLine {
-				out = append(append(out[:0], l[:maxBodyLine]...), '\r', '\n')
+			// as Postfix's SMTP client breaks it (smtp_line_length_limit):
+			// CRLF and a space are inserted, never inside a UTF-8
+			// character. smtp-bs refuses lines over 64 KiB for good, and
+			// cron output is mail that must go out.
+			out = out[:0]
+			for len(out)+len(l) > maxBodyLine {
+				cut := maxBodyLine - len(out)
+				for k := 0; k < 3 && cut > 1 && !utf8.RuneStart(l[cut]); k++ {
+					cut--
+				}
+				out = append(append(out, l[:cut]...), '\r', '\n')
 				if _, err := m.body.Write(out); err != nil {
 					m.Close()
 					return nil, &Error{Code: ExTempFail, Msg: err.Error() + "; the message was not sent"}
 				}
-				l = l[maxBodyLine:]
+				l = l[cut:]
+				out = append(out[:0], ' ')
 			}
 			// l may share bufio's buffer: appending to it in place would
 			// overwrite the next line.
-			out = append(append(out[:0], l...), '\r', '\n')
+			out = append(append(out, l...), '\r', '\n')
 			if _, err := m.body.Write(out); err != nil {
 				m.Close()
 				return nil, &Error{Code: ExTempFail, Msg: err.Error() + "; the message was not sent"}
