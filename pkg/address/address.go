@@ -15,9 +15,12 @@ import (
 	"unicode/utf8"
 )
 
-// Limits from RFC 5321 4.5.3.1.
+// Limits from RFC 5321 4.5.3.1, but for the local part: its 64 octets
+// are where the RFC also asks for no limit "to the maximum extent
+// possible", and SRS, VERP and BATV return addresses run past them. A
+// local part is bounded by the path's 256 octets instead, as in Postfix.
 const (
-	maxLocalPart = 64
+	maxLocalPart = maxPath
 	maxDomain    = 255
 	maxPath      = 256
 )
