@@ -27,6 +27,10 @@ type guardConn struct {
 	wmu     sync.Mutex
 	pending []byte // continuation lines of the reply being written
 
+	// tlsFailed is called when a STARTTLS handshake failed: go-smtp
+	// neither logs it nor says why.
+	tlsFailed func()
+
 	mu       sync.Mutex
 	lastCode int
 	closing  bool
@@ -109,6 +113,9 @@ func (g *guardConn) Write(p []byte) (int, error) {
 	// filter stepped aside. The session ends after that reply instead.
 	if g.filter().mode == modePass && len(p) >= 4 && isDigit(p[0]) && isDigit(p[1]) && isDigit(p[2]) && (p[3] == ' ' || p[3] == '-') {
 		g.endAfterReply()
+		if g.tlsFailed != nil {
+			g.tlsFailed()
+		}
 	}
 	if len(g.pending) == 0 {
 		return g.Conn.Write(p)

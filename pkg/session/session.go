@@ -107,6 +107,9 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	}
 
 	g := newGuardConn(conn, s.Config.Hostname, hardEnd)
+	g.tlsFailed = func() {
+		s.Log.Event(maillog.Warning, "reject", "stage", "tls", "peer", client, "reason", "STARTTLS handshake failed")
+	}
 	b.guard = g
 
 	srv := smtp.NewServer(b)

@@ -389,4 +389,7 @@ func TestFailedHandshakeEndsSession(t *testing.T) {
 		t.Errorf("the session goes on in plaintext: %q", txt)
 	}
 	h.assertEmpty("after a failed handshake")
+	if !strings.Contains(h.log.String(), "reject stage=tls") || !strings.Contains(h.log.String(), "STARTTLS handshake failed") {
+		t.Errorf("the failed handshake is not logged:\n%s", h.log.String())
+	}
 }
