@@ -187,8 +187,11 @@ func sanitizeHelo(s string) string {
 	if len(s) > 255 {
 		s = s[:255]
 	}
+	// Besides controls, spaces and non-ASCII: what would end the name
+	// or the comment it may sit in, and ";", which parsers of Received
+	// fields take for the start of the date.
 	return strings.Map(func(r rune) rune {
-		if r <= ' ' || r >= 0x7f || r == '(' || r == ')' || r == '\\' {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`()\;"<>`, r) {
 			return '_'
 		}
 		return r
