@@ -122,7 +122,17 @@ type pipeConn struct {
 
 func newPipeConn() *pipeConn { return &pipeConn{r: os.Stdin, w: os.Stdout} }
 
-func (p *pipeConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
+// Read reports a read after Close as net.ErrClosed, as a socket does:
+// go-smtp takes that for the end of the session, and os.ErrClosed for an
+// error worth logging.
+func (p *pipeConn) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if errors.Is(err, os.ErrClosed) {
+		err = net.ErrClosed
+	}
+	return n, err
+}
+
 func (p *pipeConn) Write(b []byte) (int, error) { return p.w.Write(b) }
 
 // Close closes stdout so the local client reads EOF now.
