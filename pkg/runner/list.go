@@ -28,7 +28,7 @@ type RcptItem struct {
 	State     string    `json:"state"`
 	Attempts  int       `json:"attempts"`
 	LastError string    `json:"last_reply,omitempty"`
-	LastTry   time.Time `json:"last_attempt,omitempty"`
+	LastTry   time.Time `json:"last_attempt,omitzero"` // left out when never tried
 }
 
 // List reads the whole queue. It takes no lock and changes nothing, so it
@@ -105,7 +105,11 @@ func WriteText(w io.Writer, items []Item, now time.Time) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "-- %d messages\n", len(items))
+	if len(items) == 1 {
+		fmt.Fprintln(w, "-- 1 message")
+	} else {
+		fmt.Fprintf(w, "-- %d messages\n", len(items))
+	}
 }
 
 func age(d time.Duration) string {
