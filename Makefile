@@ -1,5 +1,6 @@
 # smtp-bs: the targets a newcomer guesses.
 #   make              build bin/smtp-bs, bin/qrun and the other cmd/ (static, version baked in)
+#   make deps         install the Debian packages the build and the tests need (root)
 #   make test         the whole test suite (the one test command; .ci/run runs it)
 #   make install      install (see contrib/install.sh; DESTDIR= and PREFIX= work)
 #   make uninstall    undo make install; keeps a spool that holds mail, and an edited config
@@ -22,7 +23,7 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 export PREFIX DESTDIR
 
-.PHONY: all build test install uninstall fmt vet clean FORCE
+.PHONY: all build deps test install uninstall fmt vet clean FORCE
 
 all: build
 
@@ -34,6 +35,9 @@ build: $(addprefix $(BIN)/,$(CMDS))
 # Always handed to go build, which knows better than make what changed.
 $(BIN)/%: FORCE
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $@ ./cmd/$*
+
+deps:
+	sh scripts/deps.sh
 
 test:
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...

@@ -1,0 +1,63 @@
+#!/bin/sh
+# Install, on a fresh Debian (bookworm or later), everything the README's two
+# commands and the whole test suite use. One list in one place: .ci/run and
+# `make deps` both run this script. Needs root (or sudo).
+#
+#   scripts/deps.sh          build + run + test tools
+#   scripts/deps.sh --list   print the packages, one per line
+set -eu
+
+# Each line: a package, and why it is here. Recommends are not installed, so
+# a tool that needs one of its Recommends to do what the tests ask of it
+# names that package here too (swaks' TLS needs libnet-ssleay-perl).
+packages='
+make                 the README test command
+git                  version baked into the binaries (git describe)
+ca-certificates      module downloads from the Go module proxy over HTTPS
+golang-go            only when no Go toolchain is on PATH (see below)
+systemd              systemd-socket-activate (run-local.sh, launcher tests), systemd-analyze
+swaks                a real SMTP client
+libnet-ssleay-perl   swaks STARTTLS/TLS (only recommended by swaks)
+libio-socket-ssl-perl swaks TLS
+libauthen-sasl-perl  swaks AUTH
+openssl              test CA, s_client
+xinetd               a real launcher
+ucspi-tcp            tcpserver, a real launcher
+tcpd                 tcpdmatch, libwrap as an oracle
+libwrap0-dev         libwrap as an oracle (cgo harness)
+gcc                  the libwrap oracle harness
+libc6-dev            the libwrap oracle harness
+strace               crash points
+python3              smtplib client, mailbox reader
+python3-dkim         a DKIM verifier
+opendkim             a real milter
+opendkim-tools       opendkim-genkey
+util-linux           setpriv, unshare
+argon2               the reference argon2 CLI (auth tests)
+libdb5.3             Postfix smtp-sink (unpacked, not installed)
+libicu72             Postfix smtp-sink
+libnsl2              Postfix smtp-sink
+'
+
+list() { printf '%s\n' "$packages" | awk 'NF { print $1 }'; }
+
+if [ "${1:-}" = --list ]; then
+  list
+  exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  exec sudo "$0" "$@"
+fi
+
+want=$(list)
+if command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ]; then
+  # A Go toolchain is already here; Debian's may be older than go.mod asks
+  # (GOTOOLCHAIN=auto then fetches the right one through the module proxy).
+  want=$(printf '%s\n' "$want" | grep -vx golang-go)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $want >/dev/null
