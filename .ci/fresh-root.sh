@@ -101,11 +101,16 @@ for t in make git swaks; do command -v $t >/dev/null || { say "$DEPS did not ins
 say "as a new user: $RUN"
 setsid bash -c "$RUN" >/tmp/run.log 2>&1 &
 run=$!
-for i in $(seq 1 300); do
-  if grep -q "listening on" /tmp/run.log && (exec 3<>/dev/tcp/127.0.0.1/2525) 2>/dev/null; then break; fi
+# The run command and everything it started end with this script.
+trap 'kill -- -$run 2>/dev/null || true' EXIT
+# It builds first (module downloads included): allow it ten minutes.
+up=no
+for i in $(seq 1 3000); do
+  if grep -q "listening on" /tmp/run.log && (exec 3<>/dev/tcp/127.0.0.1/2525) 2>/dev/null; then up=yes; break; fi
   if ! kill -0 $run 2>/dev/null; then cat /tmp/run.log; say "$RUN exited"; exit 1; fi
   sleep 0.2
 done
+if [ $up = no ]; then cat /tmp/run.log; say "$RUN did not listen on 127.0.0.1:2525 within 10 minutes"; exit 1; fi
 swaks --server 127.0.0.1:2525 --from root@localhost --to someone@example.org \
   --header "Subject: fresh root" >/tmp/swaks.log 2>&1 || { cat /tmp/swaks.log /tmp/run.log; exit 1; }
 grep -E '^<- +250 .*queued' /tmp/swaks.log
@@ -114,6 +119,7 @@ out=$(eval "$LIST")
 echo "$out"
 kill -- -$run 2>/dev/null || kill $run
 wait $run 2>/dev/null || true
+trap - EXIT
 if ! grep -q "someone@example.org" <<<"$out"; then
   say "the message is not in $LIST's listing"
   exit 1
