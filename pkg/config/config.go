@@ -110,7 +110,10 @@ type Delivery struct {
 	Postmaster        string   `toml:"postmaster"`    // gets failed bounces, once
 
 	ConnectTimeout Duration `toml:"connect_timeout"`
+	// CommandTimeout bounds every stage but the connect and the final
+	// reply: the greeting, each reply, the TLS handshake, each body write.
 	CommandTimeout Duration `toml:"command_timeout"`
+	DataTimeout    Duration `toml:"data_timeout"` // the reply after the final dot
 	RetryFirst     Duration `toml:"retry_first"`
 	RetryMax       Duration `toml:"retry_max"`
 	Lifetime       Duration `toml:"lifetime"`
@@ -260,6 +263,7 @@ func Default() *Config {
 		Delivery: Delivery{
 			ConnectTimeout: Duration{30 * time.Second},
 			CommandTimeout: Duration{5 * time.Minute},
+			DataTimeout:    Duration{10 * time.Minute},
 			RetryFirst:     Duration{5 * time.Minute},
 			RetryMax:       Duration{time.Hour},
 			Lifetime:       Duration{5 * 24 * time.Hour},
@@ -458,6 +462,7 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 		{c.SMTP.SessionTimeout, []string{"smtp", "session_timeout"}},
 		{c.Delivery.ConnectTimeout, []string{"delivery", "connect_timeout"}},
 		{c.Delivery.CommandTimeout, []string{"delivery", "command_timeout"}},
+		{c.Delivery.DataTimeout, []string{"delivery", "data_timeout"}},
 		{c.Delivery.RetryFirst, []string{"delivery", "retry_first"}},
 		{c.Delivery.RetryMax, []string{"delivery", "retry_max"}},
 		{c.Delivery.Lifetime, []string{"delivery", "lifetime"}},

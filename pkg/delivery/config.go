@@ -32,6 +32,7 @@ func FromConfig(cfg *config.Config) (*Transport, error) {
 		Port:           strconv.Itoa(d.MXPort),
 		ConnectTimeout: d.ConnectTimeout.Duration,
 		CommandTimeout: d.CommandTimeout.Duration,
+		DataTimeout:    d.DataTimeout.Duration,
 	}
 	if d.TLSCAFile != "" {
 		pem, err := os.ReadFile(d.TLSCAFile)

@@ -10,7 +10,6 @@ package delivery
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"smtp-bs/pkg/address"
+	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/spool"
 )
 
@@ -46,6 +46,11 @@ type Destination struct {
 	// VerifyTLS demands a verified certificate whatever tls_verify says
 	// (a REQUIRETLS message).
 	VerifyTLS bool
+	// RootCAs verify this destination's certificates; nil: Options.RootCAs.
+	RootCAs *x509.CertPool
+	// Auth is this destination's AUTH; nil: Options.AuthUser for relays;
+	// an empty User: no AUTH here.
+	Auth *Credentials
 }
 
 // Deliverer routes recipients and delivers groups of them.
@@ -79,13 +84,23 @@ type Options struct {
 	AuthPass    string
 	Port        string // for MX hosts; "25"
 
-	ConnectTimeout time.Duration
+	ConnectTimeout time.Duration // TCP connect
+	// CommandTimeout bounds every other stage: the greeting, each
+	// command's reply, the TLS handshake, and each write of the body.
 	CommandTimeout time.Duration
+	// DataTimeout bounds the wait for the reply after the final dot.
+	DataTimeout time.Duration
 	// MaxHosts bounds the addresses tried per attempt.
 	MaxHosts int
 
 	Resolver Resolver
 	Dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSPolicy, when set, may change the policy decided for a connection
+	// to host (DANE, MTA-STS); it gets the one decided from the config.
+	TLSPolicy func(host string, dest Destination, p TLSPolicy) TLSPolicy
+	// Log gets the events that are not one recipient's outcome (a TLS
+	// downgrade); nil: none.
+	Log *maillog.Logger
 }
 
 // Transport delivers over SMTP. It is safe for concurrent use; DNS answers
@@ -124,12 +139,22 @@ func New(o Options) *Transport {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 30 * time.Second
 	}
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = 5 * time.Minute
+	}
+	if o.DataTimeout <= 0 {
+		o.DataTimeout = 10 * time.Minute // RFC 5321 4.5.3.2.6
+	}
 	if o.Dial == nil {
 		d := &net.Dialer{Timeout: o.ConnectTimeout}
 		o.Dial = d.DialContext
 	}
 	return &Transport{o: o, cache: map[string]lookup{}}
 }
+
+// SetLog sends the Transport's own events (a TLS downgrade) to l; call it
+// before the first delivery.
+func (t *Transport) SetLog(l *maillog.Logger) { t.o.Log = l }
 
 const loopKey = "loop:"
 
@@ -189,15 +214,3 @@ func ReadAuthFile(path string) (user, pass string, err error) {
 	}
 	return user, pass, nil
 }
-
-// tlsConfig is the client TLS configuration for a host.
-func (t *Transport) tlsConfig(host string, verify bool) *tls.Config {
-	return &tls.Config{
-		ServerName:         host,
-		RootCAs:            t.o.RootCAs,
-		InsecureSkipVerify: !verify,
-		MinVersion:         tls.VersionTLS12,
-	}
-}
-
-func tlsClient(conn net.Conn, cfg *tls.Config) net.Conn { return tls.Client(conn, cfg) }
