@@ -1,5 +1,12 @@
 // Package dsn builds delivery status notifications (RFC 3464): the bounce
 // qrun sends from <> to a message's envelope sender.
+//
+// UTF-8 (RFC 6533): a report whose fields would carry UTF-8 (a recipient
+// such as zoë@example, a reply with UTF-8 in it) is a
+// message/global-delivery-status when it can travel as one: its sender, or
+// the original envelope, needed SMTPUTF8, so the path back speaks it.
+// Otherwise the report stays a message/delivery-status, all ASCII, with
+// UTF-8 written as \x{EB} escapes (utf-8-addr-xtext, RFC 6533 3).
 package dsn
 
 import (
@@ -8,10 +15,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"mime/quotedprintable"
 	"regexp"
-	"smtp-bs/pkg/address"
 	"strings"
 	"time"
+
+	"smtp-bs/pkg/address"
 )
 
 // MaxHeaders caps how much of the original message a bounce returns: its
@@ -36,6 +45,53 @@ type Report struct {
 	Date      time.Time
 	Action    string // "failed" or "delayed"
 	Failures  []Failure
+	// SMTPUTF8: the original envelope needed SMTPUTF8 (a UTF-8 address),
+	// so its sender's side takes a global (UTF-8) report.
+	SMTPUTF8 bool
+}
+
+// global says whether r needs and may use the UTF-8 form of RFC 6533.
+func (r Report) global() bool {
+	if !r.SMTPUTF8 && address.IsASCII(r.Sender) {
+		return false
+	}
+	for _, f := range r.Failures {
+		if !address.IsASCII(f.Rcpt) || !address.IsASCII(f.Reply) || !address.IsASCII(f.RemoteMTA) {
+			return true
+		}
+	}
+	return false
+}
+
+// xtext writes s for an ASCII-only field: each character outside QCHAR
+// (RFC 6533 3: printable ASCII but "+", "=" and the backslash) as \x{HEX}.
+func xtext(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r > 0x20 && r < 0x7f && r != '+' && r != '=' && r != '\\' {
+			b.WriteRune(r)
+			continue
+		}
+		fmt.Fprintf(&b, "\\x{%X}", r)
+	}
+	return b.String()
+}
+
+// asciiText keeps s as is but writes non-ASCII characters as \x{HEX}, for
+// the free text of a field that must be ASCII (Diagnostic-Code).
+func asciiText(s string) string {
+	if address.IsASCII(s) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if r < 0x80 {
+			b.WriteRune(r)
+			continue
+		}
+		fmt.Fprintf(&b, "\\x{%X}", r)
+	}
+	return b.String()
 }
 
 var enhanced = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
@@ -69,22 +125,41 @@ func Build(r Report, original io.Reader) []byte {
 	hdr("Message-ID", fmt.Sprintf("<%s@%s>", r.MessageID, r.Hostname))
 	hdr("Auto-Submitted", "auto-replied")
 	hdr("MIME-Version", "1.0")
-	hdr("Content-Type", fmt.Sprintf("multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"", boundary))
+	global := r.global()
+	statusType := "delivery-status"
+	if global {
+		statusType = "global-delivery-status"
+	}
+	hdr("Content-Type", fmt.Sprintf("multipart/report; report-type=%s;\r\n\tboundary=\"%s\"", statusType, boundary))
 	b.WriteString("\r\nThis is a MIME-encapsulated message.\r\n\r\n")
 
-	fmt.Fprintf(&b, "--%s\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n", boundary)
-	fmt.Fprintf(&b, "This is the mail system at host %s.\r\n\r\n", r.Hostname)
+	var text strings.Builder
+	fmt.Fprintf(&text, "This is the mail system at host %s.\r\n\r\n", r.Hostname)
 	if r.Action == "delayed" {
-		b.WriteString("Your message could not be delivered yet to the recipients below.\r\nIt is still being retried; you need not send it again.\r\n\r\n")
+		text.WriteString("Your message could not be delivered yet to the recipients below.\r\nIt is still being retried; you need not send it again.\r\n\r\n")
 	} else {
-		b.WriteString("Your message could not be delivered to one or more recipients.\r\nIt is attached below.\r\n\r\n")
+		text.WriteString("Your message could not be delivered to one or more recipients.\r\nIts header section is attached below; the message itself is not.\r\n\r\n")
 	}
 	for _, f := range r.Failures {
-		fmt.Fprintf(&b, "<%s>: %s\r\n", f.Rcpt, f.Reply)
+		fmt.Fprintf(&text, "<%s>: %s\r\n", f.Rcpt, f.Reply)
+	}
+	text.WriteString("\r\n")
+	fmt.Fprintf(&b, "--%s\r\nContent-Description: Notification\r\nContent-Type: text/plain; charset=utf-8\r\n", boundary)
+	if address.IsASCII(text.String()) {
+		b.WriteString("\r\n" + text.String())
+	} else {
+		b.WriteString("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+		w := quotedprintable.NewWriter(&b)
+		io.WriteString(w, text.String())
+		w.Close()
+		b.WriteString("\r\n")
+	}
+
+	fmt.Fprintf(&b, "--%s\r\nContent-Description: Delivery report\r\nContent-Type: message/%s\r\n", boundary, statusType)
+	if global {
+		b.WriteString("Content-Transfer-Encoding: 8bit\r\n")
 	}
 	b.WriteString("\r\n")
-
-	fmt.Fprintf(&b, "--%s\r\nContent-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n\r\n", boundary)
 	hdr("Reporting-MTA", "dns; "+r.Hostname)
 	hdr("X-Smtp-Bs-Queue-ID", r.QueueID)
 	if !r.Arrival.IsZero() {
@@ -92,20 +167,27 @@ func Build(r Report, original io.Reader) []byte {
 	}
 	for _, f := range r.Failures {
 		b.WriteString("\r\n")
-		rcptType := "rfc822"
-		if !address.IsASCII(f.Rcpt) {
-			rcptType = "utf-8"
+		text := func(s string) string { return s }
+		if !global {
+			text = asciiText
 		}
-		hdr("Final-Recipient", rcptType+"; "+f.Rcpt)
+		switch {
+		case address.IsASCII(f.Rcpt):
+			hdr("Final-Recipient", "rfc822; "+f.Rcpt)
+		case global:
+			hdr("Final-Recipient", "utf-8; "+f.Rcpt)
+		default:
+			hdr("Final-Recipient", "utf-8; "+xtext(f.Rcpt))
+		}
 		hdr("Action", r.Action)
 		hdr("Status", status(f.Reply, r.Action))
 		if f.RemoteMTA != "" {
-			hdr("Remote-MTA", "dns; "+f.RemoteMTA)
+			hdr("Remote-MTA", "dns; "+text(f.RemoteMTA))
 		}
 		if code := smtpCode(f.Reply); code != "" {
-			hdr("Diagnostic-Code", "smtp; "+code)
+			hdr("Diagnostic-Code", "smtp; "+text(code))
 		} else {
-			hdr("Diagnostic-Code", "x-unix; "+f.Reply)
+			hdr("Diagnostic-Code", "x-unix; "+text(f.Reply))
 		}
 		if !f.LastAttempt.IsZero() {
 			hdr("Last-Attempt-Date", f.LastAttempt.Format(time.RFC1123Z))
@@ -113,10 +195,16 @@ func Build(r Report, original io.Reader) []byte {
 	}
 	b.WriteString("\r\n")
 
-	fmt.Fprintf(&b, "--%s\r\nContent-Description: Undelivered message headers\r\nContent-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
+	var headers string
 	if original != nil {
-		b.WriteString(headerSection(original))
+		headers = headerSection(original)
 	}
+	headersType := "text/rfc822-headers"
+	if global && !address.IsASCII(headers) {
+		headersType = "message/global-headers" // RFC 6533 6.4
+	}
+	fmt.Fprintf(&b, "--%s\r\nContent-Description: Undelivered message headers\r\nContent-Type: %s\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary, headersType)
+	b.WriteString(headers)
 	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
 	return []byte(b.String())
 }

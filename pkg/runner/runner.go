@@ -437,6 +437,7 @@ func (r *Runner) report(env *spool.Envelope, st *spool.State, idx []int, action,
 	rep := dsn.Report{
 		Hostname: r.Config.Hostname, QueueID: env.ID, MessageID: id, Sender: to,
 		Arrival: env.Received, Date: now, Action: action,
+		SMTPUTF8: env.UTF8 && !address.IsASCII(strings.Join(append([]string{env.From}, env.Rcpts...), "")),
 	}
 	for _, i := range idx {
 		rc := st.Rcpts[i]
