@@ -46,11 +46,6 @@ type Destination struct {
 	// VerifyTLS demands a verified certificate whatever tls_verify says
 	// (a REQUIRETLS message).
 	VerifyTLS bool
-	// RootCAs verify this destination's certificates; nil: Options.RootCAs.
-	RootCAs *x509.CertPool
-	// Auth is this destination's AUTH; nil: Options.AuthUser for relays;
-	// an empty User: no AUTH here.
-	Auth *Credentials
 }
 
 // Deliverer routes recipients and delivers groups of them.
@@ -82,7 +77,10 @@ type Options struct {
 	SelfDomains []string
 	AuthUser    string // AUTH to smarthosts and routes, only over TLS
 	AuthPass    string
-	Port        string // for MX hosts; "25"
+	// Hops override the TLS and AUTH settings above for one smarthost or
+	// route, keyed by the hop as written in Smarthosts or Routes.
+	Hops map[string]HopPolicy
+	Port string // for MX hosts; "25"
 
 	ConnectTimeout time.Duration // TCP connect
 	// CommandTimeout bounds every other stage: the greeting, each
@@ -101,6 +99,15 @@ type Options struct {
 	// Log gets the events that are not one recipient's outcome (a TLS
 	// downgrade); nil: none.
 	Log *maillog.Logger
+}
+
+// HopPolicy is one smarthost's or route's own TLS and AUTH; a zero field
+// keeps the Transport's.
+type HopPolicy struct {
+	TLS     string // "none", "opportunistic", "required" or "implicit"
+	Verify  *bool
+	RootCAs *x509.CertPool
+	Auth    *Credentials // an empty User: no AUTH to this hop
 }
 
 // Transport delivers over SMTP. It is safe for concurrent use; DNS answers

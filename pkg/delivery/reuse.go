@@ -50,7 +50,7 @@ type conn struct {
 }
 
 func reuseKey(tg target, dest Destination) string {
-	return fmt.Sprintf("%s\x00%s\x00%v\x00%s\x00%s", dest.Key, dest.TLS, dest.VerifyTLS, tg.host, tg.addr)
+	return fmt.Sprintf("%s\x00%s\x00%v\x00%s\x00%s\x00%s", dest.Key, dest.TLS, dest.VerifyTLS, tg.host, tg.addr, tg.hop)
 }
 
 // get returns a client for tg: an idle one that still answers NOOP

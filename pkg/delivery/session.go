@@ -42,14 +42,24 @@ type TLSPolicy struct {
 	Config *tls.Config // for every mode but "none"
 }
 
-// tlsFor decides the TLS policy of a connection to tg for dest.
+// tlsFor decides the TLS policy of a connection to tg for dest: the
+// destination's mode (smarthost_tls or mx_tls), the hop's own settings
+// over it, and a REQUIRETLS message's demands over both.
 func (t *Transport) tlsFor(tg target, dest Destination) TLSPolicy {
-	verify := dest.VerifyTLS || t.o.TLSVerify && (dest.TLS == "required" || dest.TLS == "implicit")
-	roots := t.o.RootCAs
-	if dest.RootCAs != nil {
-		roots = dest.RootCAs
+	mode, verify, roots := dest.TLS, t.o.TLSVerify, t.o.RootCAs
+	if hp, ok := t.o.Hops[tg.hop]; ok && tg.hop != "" {
+		if hp.TLS != "" && !(dest.VerifyTLS && hp.TLS != "implicit") {
+			mode = hp.TLS
+		}
+		if hp.Verify != nil {
+			verify = *hp.Verify
+		}
+		if hp.RootCAs != nil {
+			roots = hp.RootCAs
+		}
 	}
-	p := TLSPolicy{Mode: dest.TLS, Config: &tls.Config{
+	verify = dest.VerifyTLS || verify && (mode == "required" || mode == "implicit")
+	p := TLSPolicy{Mode: mode, Config: &tls.Config{
 		ServerName:         tg.host,
 		RootCAs:            roots,
 		InsecureSkipVerify: !verify,
@@ -82,7 +92,7 @@ func (t *Transport) open(ctx context.Context, tg target, dest Destination) (*con
 	if err != nil {
 		return nil, fmt.Errorf("%s[%s]: %w", tg.host, tg.addr, err)
 	}
-	if creds := t.credentials(dest); creds != nil {
+	if creds := t.credentials(tg, dest); creds != nil {
 		if err := t.auth(cn, creds); err != nil {
 			cn.c.Close()
 			return nil, fmt.Errorf("%s[%s]: %w", tg.host, tg.addr, err)
@@ -177,16 +187,16 @@ func handshake(raw net.Conn, cfg *tls.Config, d time.Duration) (*tls.Conn, error
 	return tc, nil
 }
 
-// credentials are the AUTH user and password for dest, or nil.
-func (t *Transport) credentials(dest Destination) *Credentials {
+// credentials are the AUTH user and password for tg, or nil.
+func (t *Transport) credentials(tg target, dest Destination) *Credentials {
 	if !dest.Relay {
 		return nil
 	}
-	if dest.Auth != nil {
-		if dest.Auth.User == "" {
+	if hp, ok := t.o.Hops[tg.hop]; ok && hp.Auth != nil {
+		if hp.Auth.User == "" {
 			return nil // this route or smarthost says: no AUTH
 		}
-		return dest.Auth
+		return hp.Auth
 	}
 	if t.o.AuthUser == "" {
 		return nil
