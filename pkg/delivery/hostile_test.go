@@ -21,6 +21,7 @@ import (
 type scripted struct {
 	addr string
 	tls  *tls.Config // offer STARTTLS with this
+	exts string      // the last EHLO line; "": "8BITMIME"
 	// hook is consulted for every line (the greeting is line ""): it
 	// returns true when it handled the line itself.
 	hook func(s *scripted, h *hconn, line string) bool
@@ -29,6 +30,7 @@ type scripted struct {
 	conns int
 	msgs  int
 	inTLS []bool // per message: it came over TLS
+	data  []string
 	helos []string
 	stop  chan struct{}
 }
@@ -111,7 +113,11 @@ func (s *scripted) serve(h *hconn) {
 			if s.tls != nil && !h.isTLS {
 				ext += "250-STARTTLS\r\n"
 			}
-			h.Write([]byte(ext + "250 8BITMIME\r\n"))
+			last := s.exts
+			if last == "" {
+				last = "8BITMIME"
+			}
+			h.Write([]byte(ext + "250 " + last + "\r\n"))
 		case "STARTTLS":
 			h.say("220 go ahead")
 			tc := tls.Server(h.Conn, s.tls)
@@ -123,10 +129,12 @@ func (s *scripted) serve(h *hconn) {
 			h.say("250 ok")
 		case "DATA":
 			h.say("354 go on")
-			if !readBody(h) {
+			body, ok := readBody(h)
+			if !ok {
 				return
 			}
 			s.mu.Lock()
+			s.data = append(s.data, body)
 			s.msgs++
 			s.inTLS = append(s.inTLS, h.isTLS)
 			s.mu.Unlock()
@@ -141,15 +149,17 @@ func (s *scripted) serve(h *hconn) {
 	}
 }
 
-func readBody(h *hconn) bool {
+func readBody(h *hconn) (string, bool) {
+	var b strings.Builder
 	for {
 		l, err := h.r.ReadString('\n')
 		if err != nil {
-			return false
+			return "", false
 		}
 		if l == ".\r\n" {
-			return true
+			return b.String(), true
 		}
+		b.WriteString(l)
 	}
 }
 

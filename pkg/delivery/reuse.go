@@ -43,6 +43,8 @@ type conn struct {
 	// connection (a TLS downgrade).
 	note   string
 	reused bool // this transaction is not the connection's first
+	// converted says how this transaction's message was made to fit.
+	converted string
 	key    string
 	uses   int
 	born   time.Time

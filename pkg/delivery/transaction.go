@@ -64,15 +64,18 @@ func (t *Transport) attempt(ctx context.Context, tg target, dest Destination, en
 		if err != nil {
 			return nil, "", err
 		}
+		if s, ok := data.(io.Seeker); ok {
+			s.Seek(0, io.SeekStart) // a fresh try after fit read it
+		}
 		tx := t.transaction(cn, tg, env, rcpts, data)
 		t.put(cn, tx.clean)
 		if tx.sequence && cn.reused && !fresh {
 			continue
 		}
-		if cn.note != "" {
+		for _, note := range []string{cn.note, tx.note} {
 			for i := range tx.res {
-				if tx.res[i].Status == spool.Sent {
-					tx.res[i].Reply += " (" + cn.note + ")"
+				if note != "" && tx.res[i].Status == spool.Sent {
+					tx.res[i].Reply += " (" + note + ")"
 				}
 			}
 		}
@@ -92,6 +95,7 @@ type txResult struct {
 	// sequence: the transaction failed before the body went out, in a way
 	// our own command sequence may have caused on a reused connection.
 	sequence bool
+	note     string // said in the reply of each recipient sent (a conversion)
 }
 
 // transaction sends one message over cn.
@@ -109,6 +113,13 @@ func (t *Transport) transaction(cn *conn, tg target, env *spool.Envelope, rcpts 
 	// does) must not make its mail undeliverable to a hop without it.
 	utf8 := env.UTF8 && NeedsSMTPUTF8(env.From, env.Rcpts, rcpts)
 	opts := &smtp.MailOptions{Size: env.Size, UTF8: utf8, RequireTLS: env.RequireTLS}
+	if !utf8 || cn.has("SMTPUTF8") {
+		fitted, size, fail := t.fit(cn, host, env, data)
+		if fail != "" {
+			return txResult{res: all(spool.Failed, fail), clean: true}
+		}
+		data, opts.Size = fitted, size
+	}
 	cn.sc.begin("MAIL", t.o.CommandTimeout)
 	if err := c.Mail(env.From, opts); err != nil {
 		var se *smtp.SMTPError
@@ -163,7 +174,7 @@ func (t *Transport) transaction(cn *conn, tg target, env *spool.Envelope, rcpts 
 	for _, r := range accepted {
 		out = append(out, Result{Rcpt: r, Status: tx.st, Reply: tx.reply})
 	}
-	return txResult{res: out, clean: tx.clean, sequence: tx.sequence}
+	return txResult{res: out, clean: tx.clean, sequence: tx.sequence, note: cn.converted}
 }
 
 type dataResult struct {
