@@ -45,10 +45,10 @@ type conn struct {
 	reused bool // this transaction is not the connection's first
 	// converted says how this transaction's message was made to fit.
 	converted string
-	key    string
-	uses   int
-	born   time.Time
-	timer  *time.Timer
+	key       string
+	uses      int
+	born      time.Time
+	timer     *time.Timer
 }
 
 func reuseKey(tg target, dest Destination) string {
