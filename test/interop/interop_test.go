@@ -1,0 +1,124 @@
+// Package interop delivers with the real qrun to real next hops from
+// Debian, each started by the test on 127.0.0.1, and prints one line per
+// cell of the matrix (go test -v ./test/interop | grep ^interop:): the
+// server and its version, the cell, what was delivered, bounced and
+// deferred, what was lost (must be 0), and the pass's wall time, which the
+// configured timeouts bound. docs/interop.md holds the matrix.
+package interop
+
+import (
+	"fmt"
+	"net/smtp"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"smtp-bs/internal/testenv"
+)
+
+// msg is one message to queue: its recipients and content.
+type msg struct {
+	from  string
+	rcpts []string
+	data  string
+}
+
+func message(subject, body string) string {
+	return "From: Sender <sender@client.example>\r\nTo: rcpt@remote.example\r\nSubject: " + subject +
+		"\r\nMessage-ID: <" + strings.ReplaceAll(subject, " ", "-") + "@client.example>\r\n\r\n" + body
+}
+
+// outcome counts the recipients of one qrun pass by what became of them.
+type outcome struct {
+	sent, bounced, deferred, total int
+	took                           time.Duration
+	log                            string
+}
+
+// lost is what no outcome accounts for: a recipient neither sent, bounced
+// nor deferred.
+func (o outcome) lost() int { return o.total - o.sent - o.bounced - o.deferred }
+
+var eventRe = regexp.MustCompile(`qrun\[\d+\]: (sent|bounced|deferred) id=(\S+) .*rcpt=(<[^>]*>)`)
+
+// pass queues msgs through a real smtp-bs, runs qrun -once and counts what
+// its log says of each recipient (bounces it queued are not counted).
+func pass(t *testing.T, e *testenv.Env, msgs []msg) outcome {
+	t.Helper()
+	addr := e.SocketActivate()
+	o := outcome{}
+	for _, m := range msgs {
+		if err := smtp.SendMail(addr, nil, m.from, m.rcpts, []byte(m.data)); err != nil {
+			t.Fatalf("queueing: %v", err)
+		}
+		o.total += len(m.rcpts)
+	}
+	start := time.Now()
+	out, code := e.Qrun("-once")
+	o.took = time.Since(start)
+	if code != 0 && code != 75 { // 75: some deferred
+		t.Fatalf("qrun -once: %d %s\n%s", code, out, e.Log())
+	}
+	o.log = e.Log()
+	last := map[string]string{}
+	for _, m := range eventRe.FindAllStringSubmatch(o.log, -1) {
+		if strings.Contains(m[2], ".b") || strings.Contains(m[2], ".w") {
+			continue // a bounce of ours, not one of the messages
+		}
+		last[m[2]+m[3]] = m[1]
+	}
+	for _, ev := range last {
+		switch ev {
+		case "sent":
+			o.sent++
+		case "bounced":
+			o.bounced++
+		case "deferred":
+			o.deferred++
+		}
+	}
+	return o
+}
+
+// report prints the cell's line and checks it: the expected counts, none
+// lost, and the wall time within limit.
+func report(t *testing.T, server, version, cell string, o outcome, sent, bounced, deferred int, limit time.Duration) {
+	t.Helper()
+	fmt.Printf("interop: %-20s %-16s %-48s sent %d bounced %d deferred %d lost %d in %.2fs\n",
+		server, version, cell, o.sent, o.bounced, o.deferred, o.lost(), o.took.Seconds())
+	if o.sent != sent || o.bounced != bounced || o.deferred != deferred || o.lost() != 0 {
+		t.Errorf("%s %s: sent %d bounced %d deferred %d lost %d; want %d %d %d 0\n%s", server, cell,
+			o.sent, o.bounced, o.deferred, o.lost(), sent, bounced, deferred, o.log)
+	}
+	if o.took > limit {
+		t.Errorf("%s %s: the pass took %v, more than the %v its timeouts allow", server, cell, o.took, limit)
+	}
+}
+
+// hop writes addr as a smarthost without an MX lookup.
+func hop(addr string) string { return "[" + strings.Replace(addr, ":", "]:", 1) }
+
+func msgs(n int, prefix string, rcpts ...string) []msg {
+	var out []msg
+	for i := 0; i < n; i++ {
+		out = append(out, msg{from: "sender@client.example", rcpts: rcpts, data: message(fmt.Sprintf("%s %03d", prefix, i), "Body.\r\n")})
+	}
+	return out
+}
+
+// timeouts is the [delivery] of every cell: short enough that a stalled
+// stage shows in the wall time, long enough for a loaded machine.
+const timeouts = "connect_timeout = \"5s\"\ncommand_timeout = \"10s\"\ndata_timeout = \"10s\"\n"
+
+func TestSmtpSink(t *testing.T) {
+	sink := testenv.StartSmtpSink(t)
+	e := testenv.New(t)
+	e.Extra["delivery"] = fmt.Sprintf("smarthost = %q\nsmarthost_tls = \"opportunistic\"\n%s", hop(sink.Addr), timeouts)
+	e.WriteConfig()
+	o := pass(t, e, msgs(20, "sink", "r@remote.example"))
+	report(t, "postfix smtp-sink", postfixVersion(t), "20 messages, opportunistic TLS", o, 20, 0, 0, 30*time.Second)
+	if n := len(sink.Subjects()); n != 20 {
+		t.Errorf("smtp-sink got %d messages, want 20", n)
+	}
+}
