@@ -133,7 +133,9 @@ func startPostfix(t *testing.T) *postfix {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if os.Getenv("PFKEEP") != "" { time.Sleep(1 * time.Second) }
+		if os.Getenv("PFKEEP") != "" {
+			time.Sleep(1 * time.Second)
+		}
 		cmd.Process.Signal(os.Interrupt) // master ends its children
 		cmd.Wait()
 		if t.Failed() {
