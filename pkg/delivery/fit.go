@@ -26,7 +26,6 @@ func (cn *conn) has(ext string) bool {
 // DKIM-signed message is delivered, and the log and the reply say its
 // signature no longer verifies (docs: README, "8-bit and UTF-8 onward").
 func (t *Transport) fit(cn *conn, host string, env *spool.Envelope, data io.Reader) (io.Reader, int64, string) {
-	cn.converted = ""
 	eight, utf8 := cn.has("8BITMIME"), cn.has("SMTPUTF8")
 	if eight && utf8 {
 		return data, env.Size, ""

@@ -68,7 +68,9 @@ func (t *Transport) attempt(ctx context.Context, tg target, dest Destination, en
 			s.Seek(0, io.SeekStart) // a fresh try after fit read it
 		}
 		tx := t.transaction(cn, tg, env, rcpts, data)
-		t.put(cn, tx.clean)
+		// A connection whose server took offence at our sequence is not
+		// offered to the next message.
+		t.put(cn, tx.clean && !tx.sequence)
 		if tx.sequence && cn.reused && !fresh {
 			continue
 		}
@@ -101,6 +103,7 @@ type txResult struct {
 // transaction sends one message over cn.
 func (t *Transport) transaction(cn *conn, tg target, env *spool.Envelope, rcpts []int, data io.Reader) txResult {
 	c, host := cn.c, tg.host
+	cn.converted = ""
 	all := func(st spool.Status, reply string) []Result {
 		out := make([]Result, len(rcpts))
 		for i, r := range rcpts {
