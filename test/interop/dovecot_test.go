@@ -23,9 +23,10 @@ default_internal_user = dovecot
 default_login_user = dovenull
 mail_location = maildir:{{dir}}/mail/%n
 first_valid_uid = 8
+auth_mechanisms = plain login
 passdb {
   driver = static
-  args = nopassword=y
+  args = password=s3cret
 }
 userdb {
   driver = static
@@ -40,10 +41,16 @@ service lmtp {
     mode = 0666
   }
 }
+service auth {
+  unix_listener {{dir}}/auth {
+    mode = 0666
+  }
+}
 `
 
 type dovecot struct {
 	addr, sock, dir, version string
+	auth                     string // SASL for Postfix: every user, password s3cret
 }
 
 // startDovecot runs Dovecot's LMTP (from Debian's dovecot-lmtpd) on
@@ -66,7 +73,7 @@ func startDovecot(t *testing.T) *dovecot {
 	}
 	addr := testenv.FreePort(t)
 	_, port, _ := strings.Cut(addr, ":")
-	d := &dovecot{addr: addr, sock: filepath.Join(dir, "lmtp"), dir: dir}
+	d := &dovecot{addr: addr, sock: filepath.Join(dir, "lmtp"), dir: dir, auth: filepath.Join(dir, "auth")}
 	conf := filepath.Join(dir, "dovecot.conf")
 	os.WriteFile(conf, []byte(strings.NewReplacer("{{dir}}", dir, "{{port}}", port).Replace(dovecotConf)), 0o644)
 	os.MkdirAll(filepath.Join(dir, "mail"), 0o755)

@@ -30,6 +30,9 @@ func postfixVersion(t *testing.T) string {
 // hold queue counts what arrived.
 type postfix struct {
 	addr  string
+	// authAddr is a second smtpd that relays only for an authenticated
+	// client (AUTH through Dovecot's SASL), when started with one.
+	authAddr string
 	dir   string
 	queue string
 	ca    *testenv.CA
@@ -90,7 +93,12 @@ tlsmgr unix - - n 1000? 1 tlsmgr
 postlog unix-dgram n - n - 1 postlogd
 `
 
-func startPostfix(t *testing.T) *postfix {
+const postfixAuthService = `{{authaddr}} inet n - n - - smtpd -o smtpd_sasl_auth_enable=yes -o smtpd_sasl_type=dovecot -o smtpd_sasl_path={{sasl}} -o smtpd_tls_auth_only=yes -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+`
+
+// startPostfix starts Postfix; with sasl (Dovecot's auth socket), a second
+// smtpd at authAddr takes mail only after AUTH.
+func startPostfix(t *testing.T, sasl string) *postfix {
 	t.Helper()
 	root := testenv.PostfixRoot(t)
 	if !testenv.IsRoot() {
@@ -105,11 +113,16 @@ func startPostfix(t *testing.T) *postfix {
 	_, certPEM, keyPEM := p.ca.Leaf(t, "127.0.0.1", "postfix.interop.example")
 	os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o644)
 	os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o600)
-	r := strings.NewReplacer("{{dir}}", dir, "{{root}}", root, "{{addr}}", p.addr)
+	master := postfixMaster
+	if sasl != "" {
+		p.authAddr = testenv.FreePort(t)
+		master += postfixAuthService
+	}
+	r := strings.NewReplacer("{{dir}}", dir, "{{root}}", root, "{{addr}}", p.addr, "{{authaddr}}", p.authAddr, "{{sasl}}", sasl)
 	etc := filepath.Join(dir, "etc")
 	os.MkdirAll(etc, 0o755)
 	os.WriteFile(filepath.Join(etc, "main.cf"), []byte(r.Replace(postfixMain)), 0o644)
-	os.WriteFile(filepath.Join(etc, "master.cf"), []byte(r.Replace(postfixMaster)), 0o644)
+	os.WriteFile(filepath.Join(etc, "master.cf"), []byte(r.Replace(master)), 0o644)
 	for _, d := range []string{"pid", "private", "public", "incoming", "active", "deferred", "defer", "bounce", "hold", "corrupt", "maildrop", "flush", "saved", "trace"} {
 		os.MkdirAll(filepath.Join(p.queue, d), 0o700)
 	}
@@ -164,7 +177,7 @@ func (p *postfix) held(want int) int {
 // reject_non_fqdn_helo_hostname (EHLO localhost before STARTTLS was
 // refused with 504), a recipient refused with 550 and one with 450.
 func TestPostfixSmtpd(t *testing.T) {
-	p := startPostfix(t)
+	p := startPostfix(t, "")
 	version := postfixVersion(t)
 	for _, mode := range []string{"required", "opportunistic"} {
 		e := testenv.New(t)
@@ -189,5 +202,45 @@ func TestPostfixSmtpd(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
 	if strings.Contains(string(b), "localhost") && strings.Contains(string(b), "Helo command rejected") {
 		t.Errorf("Postfix refused a HELO name:\n%s", b)
+	}
+}
+
+// TestPostfixAuthAndAnInternalRoute: one qrun, two next hops with their own
+// policies ([delivery.hosts]): a smarthost that relays only after AUTH
+// (Postfix, SASL through Dovecot) over verified TLS, and an internal route
+// (smtp-sink) with no STARTTLS and no AUTH. With one auth_file and one
+// smarthost_tls for every route, the second could not be reached.
+func TestPostfixAuthAndAnInternalRoute(t *testing.T) {
+	d := startDovecot(t)
+	p := startPostfix(t, d.auth)
+	sink := testenv.StartSmtpSink(t)
+	e := testenv.New(t)
+	auth := filepath.Join(e.Dir, "relay.auth")
+	os.WriteFile(auth, []byte("alice:s3cret\n"), 0o600)
+	testenv.Chown(t, auth, "mail")
+	e.Extra["delivery"] = fmt.Sprintf(`smarthost = %q
+smarthost_tls = "required"
+tls_verify = true
+tls_ca_file = %q
+auth_file = %q
+%s
+[delivery.routes]
+"internal.example" = %q
+[delivery.hosts.%q]
+tls = "none"
+auth_file = ""
+`, hop(p.authAddr), p.ca.PEMFile, auth, timeouts, hop(sink.Addr), hop(sink.Addr))
+	e.WriteConfig()
+	o := pass(t, e, append(msgs(5, "auth relay", "r@remote.example"), msgs(5, "internal", "x@internal.example")...))
+	report(t, "postfix smtpd + sink", postfixVersion(t), "AUTH smarthost beside a plain internal route", o, 10, 0, 0, 60*time.Second)
+	if n := p.held(5); n != 5 {
+		t.Errorf("Postfix (AUTH only) holds %d messages, want 5", n)
+	}
+	if n := len(sink.Subjects()); n != 5 {
+		t.Errorf("smtp-sink got %d messages, want 5", n)
+	}
+	b, _ := os.ReadFile(filepath.Join(p.dir, "maillog"))
+	if !strings.Contains(string(b), "sasl_username=alice") {
+		t.Errorf("Postfix logged no AUTH of alice:\n%s", b)
 	}
 }
