@@ -29,13 +29,13 @@ func postfixVersion(t *testing.T) string {
 // listening on 127.0.0.1. Every message it takes is put on hold, so the
 // hold queue counts what arrived.
 type postfix struct {
-	addr  string
+	addr string
 	// authAddr is a second smtpd that relays only for an authenticated
 	// client (AUTH through Dovecot's SASL), when started with one.
 	authAddr string
-	dir   string
-	queue string
-	ca    *testenv.CA
+	dir      string
+	queue    string
+	ca       *testenv.CA
 }
 
 const postfixMain = `compatibility_level = 3.6
