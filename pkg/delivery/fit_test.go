@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"smtp-bs/pkg/spool"
@@ -54,6 +55,37 @@ func TestEightBitAndUTF8Onward(t *testing.T) {
 		}
 		if c.exts == "HELP" && strings.IndexFunc(data[0], func(r rune) bool { return r >= 0x80 }) >= 0 {
 			t.Errorf("%s: 8-bit bytes went to a server without 8BITMIME: %q", c.name, data[0])
+		}
+	}
+}
+
+// DSN parameters go on to a next hop that offers DSN (RFC 3461 5.2).
+func TestDSNParametersPassedOn(t *testing.T) {
+	var lines []string
+	var mu sync.Mutex
+	s := newScripted(t, nil, func(s *scripted, h *hconn, line string) bool {
+		mu.Lock()
+		lines = append(lines, line)
+		mu.Unlock()
+		return false
+	})
+	s.exts = "DSN"
+	tr := hostileTransport(s.addr, "none", nil)
+	e := env1("a@example.net", "b@example.net")
+	e.Ret, e.EnvID = "HDRS", "QQ314159"
+	e.DSN = map[string]spool.RcptDSN{"a@example.net": {Notify: []string{"SUCCESS", "FAILURE"}, ORcpt: "rfc822;A@example.net"}}
+	for _, r := range tr.Deliver(context.Background(), tr.Route("a@example.net"), e, []int{0, 1}, strings.NewReader("Subject: t\r\n\r\nhi\r\n")) {
+		if r.Status != spool.Sent {
+			t.Fatalf("%+v", r)
+		}
+	}
+	tr.CloseIdle()
+	mu.Lock()
+	all := strings.Join(lines, "\n")
+	mu.Unlock()
+	for _, want := range []string{"MAIL FROM:<s@example.org> RET=HDRS ENVID=QQ314159", "RCPT TO:<a@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=RFC822;A@example.net", "RCPT TO:<b@example.net>\n"} {
+		if !strings.Contains(all+"\n", want) {
+			t.Errorf("the server did not hear %q:\n%s", want, all)
 		}
 	}
 }

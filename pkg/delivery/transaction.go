@@ -115,7 +115,10 @@ func (t *Transport) transaction(cn *conn, tg target, env *spool.Envelope, rcpts 
 	// client that said SMTPUTF8 over an ASCII envelope (Go's net/smtp always
 	// does) must not make its mail undeliverable to a hop without it.
 	utf8 := env.UTF8 && NeedsSMTPUTF8(env.From, env.Rcpts, rcpts)
-	opts := &smtp.MailOptions{Size: env.Size, UTF8: utf8, RequireTLS: env.RequireTLS}
+	opts := &smtp.MailOptions{Size: env.Size, UTF8: utf8, RequireTLS: env.RequireTLS, Return: smtp.DSNReturn(env.Ret)}
+	if printable(env.EnvID) {
+		opts.EnvelopeID = env.EnvID // go-smtp sends DSN parameters only to a hop that offers DSN
+	}
 	if !utf8 || cn.has("SMTPUTF8") {
 		fitted, size, fail := t.fit(cn, host, env, data)
 		if fail != "" {
@@ -143,7 +146,7 @@ func (t *Transport) transaction(cn *conn, tg target, env *spool.Envelope, rcpts 
 	var accepted []int
 	for _, r := range rcpts {
 		cn.sc.begin("RCPT", t.o.CommandTimeout)
-		if err := c.Rcpt(env.Rcpts[r], nil); err != nil {
+		if err := c.Rcpt(env.Rcpts[r], rcptDSN(env, r)); err != nil {
 			st, reply := classify(err, host, "RCPT TO")
 			out = append(out, Result{Rcpt: r, Status: st, Reply: reply})
 			var se *smtp.SMTPError
@@ -229,3 +232,32 @@ func classify(err error, host, stage string) (spool.Status, string) {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// rcptDSN passes a recipient's NOTIFY and ORCPT on (RFC 3461 5.2), as far
+// as go-smtp will write them; nil when there are none.
+func rcptDSN(env *spool.Envelope, r int) *smtp.RcptOptions {
+	d, ok := env.DSN[env.Rcpts[r]]
+	if !ok {
+		return nil
+	}
+	o := &smtp.RcptOptions{}
+	for _, n := range d.Notify {
+		o.Notify = append(o.Notify, smtp.DSNNotify(n))
+	}
+	if typ, addr, ok := strings.Cut(d.ORcpt, ";"); ok {
+		switch t := smtp.DSNAddressType(strings.ToUpper(typ)); {
+		case t == smtp.DSNAddressTypeRFC822 && printable(addr), t == smtp.DSNAddressTypeUTF8:
+			o.OriginalRecipientType, o.OriginalRecipient = t, addr
+		}
+	}
+	return o
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

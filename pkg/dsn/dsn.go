@@ -11,6 +11,7 @@ package dsn
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -27,9 +28,14 @@ import (
 // header section only, and at most this much of it.
 const MaxHeaders = 64 << 10
 
+// MaxFull caps a message returned whole (RET=FULL); a larger one is
+// returned as its header section only.
+const MaxFull = 10 << 20
+
 // Failure is one recipient the report covers.
 type Failure struct {
 	Rcpt        string
+	ORcpt       string // ORCPT as given, "type;address"; "" when none
 	Reply       string // the remote's reply or our reason
 	RemoteMTA   string // "" when the failure was local (expiry, routing)
 	LastAttempt time.Time
@@ -48,6 +54,10 @@ type Report struct {
 	// SMTPUTF8: the original envelope needed SMTPUTF8 (a UTF-8 address),
 	// so its sender's side takes a global (UTF-8) report.
 	SMTPUTF8 bool
+	// EnvID and Ret are MAIL's ENVID and RET (RFC 3461): the first is
+	// returned as Original-Envelope-Id, RET=FULL returns the whole message.
+	EnvID string
+	Ret   string
 }
 
 // global says whether r needs and may use the UTF-8 form of RFC 6533.
@@ -133,12 +143,26 @@ func Build(r Report, original io.Reader) []byte {
 	hdr("Content-Type", fmt.Sprintf("multipart/report; report-type=%s;\r\n\tboundary=\"%s\"", statusType, boundary))
 	b.WriteString("\r\nThis is a MIME-encapsulated message.\r\n\r\n")
 
+	// RET=FULL: the whole message, if it is not too large.
+	var full []byte
+	if r.Ret == "FULL" && r.Action == "failed" && original != nil {
+		b, _ := io.ReadAll(io.LimitReader(original, MaxFull+1))
+		if len(b) <= MaxFull {
+			full = b
+		}
+		original = bytes.NewReader(b)
+	}
 	var text strings.Builder
 	fmt.Fprintf(&text, "This is the mail system at host %s.\r\n\r\n", r.Hostname)
 	if r.Action == "delayed" {
 		text.WriteString("Your message could not be delivered yet to the recipients below.\r\nIt is still being retried; you need not send it again.\r\n\r\n")
 	} else {
-		text.WriteString("Your message could not be delivered to one or more recipients.\r\nIts header section is attached below; the message itself is not.\r\n\r\n")
+		text.WriteString("Your message could not be delivered to one or more recipients.\r\n")
+		if full != nil {
+			text.WriteString("It is attached below.\r\n\r\n")
+		} else {
+			text.WriteString("Its header section is attached below; the message itself is not.\r\n\r\n")
+		}
 	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(&text, "<%s>: %s\r\n", f.Rcpt, f.Reply)
@@ -161,6 +185,9 @@ func Build(r Report, original io.Reader) []byte {
 	}
 	b.WriteString("\r\n")
 	hdr("Reporting-MTA", "dns; "+r.Hostname)
+	if r.EnvID != "" {
+		hdr("Original-Envelope-Id", xtext(r.EnvID))
+	}
 	hdr("X-Smtp-Bs-Queue-ID", r.QueueID)
 	if !r.Arrival.IsZero() {
 		hdr("Arrival-Date", r.Arrival.Format(time.RFC1123Z))
@@ -179,6 +206,9 @@ func Build(r Report, original io.Reader) []byte {
 		default:
 			hdr("Final-Recipient", "utf-8; "+xtext(f.Rcpt))
 		}
+		if typ, addr, ok := strings.Cut(f.ORcpt, ";"); ok && (global || address.IsASCII(addr)) {
+			hdr("Original-Recipient", strings.ToLower(typ)+"; "+addr)
+		}
 		hdr("Action", r.Action)
 		hdr("Status", status(f.Reply, r.Action))
 		if f.RemoteMTA != "" {
@@ -195,6 +225,19 @@ func Build(r Report, original io.Reader) []byte {
 	}
 	b.WriteString("\r\n")
 
+	if full != nil {
+		fullType := "message/rfc822"
+		if global && !address.IsASCII(string(full)) {
+			fullType = "message/global" // RFC 6532 3.7
+		}
+		fmt.Fprintf(&b, "--%s\r\nContent-Description: Undelivered message\r\nContent-Type: %s\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary, fullType)
+		b.Write(full)
+		if !bytes.HasSuffix(full, []byte("\r\n")) {
+			b.WriteString("\r\n")
+		}
+		fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
+		return []byte(b.String())
+	}
 	var headers string
 	if original != nil {
 		headers = headerSection(original)

@@ -359,6 +359,27 @@ func (p *pass) bounce(env *spool.Envelope, st *spool.State) error {
 	if len(idx) == 0 {
 		return nil
 	}
+	if env.From != "" {
+		// RFC 3461: a recipient whose NOTIFY leaves out FAILURE (NEVER,
+		// or SUCCESS and DELAY only) gets no bounce.
+		var quiet, loud []int
+		for _, i := range idx {
+			if env.Wants(env.Rcpts[i], "FAILURE") {
+				loud = append(loud, i)
+			} else {
+				quiet = append(quiet, i)
+			}
+		}
+		if len(quiet) > 0 {
+			if err := r.markBounced(env, st, quiet, "-"); err != nil {
+				return err
+			}
+			r.Log.Event(maillog.Info, "dsn", "id", env.ID, "action", "failed", "nrcpts", len(quiet), "note", "none sent: NOTIFY has no FAILURE")
+		}
+		if idx = loud; len(idx) == 0 {
+			return nil
+		}
+	}
 	now := r.Spool.Now()
 	to, bid := env.From, fmt.Sprintf("%s.b%d", env.ID, st.Bounces+1)
 	if env.From == "" {
@@ -408,7 +429,7 @@ func (p *pass) warn(env *spool.Envelope, st *spool.State) error {
 	}
 	var idx []int
 	for i, rc := range st.Rcpts {
-		if rc.Status == spool.Deferred || rc.Status == spool.Pending {
+		if (rc.Status == spool.Deferred || rc.Status == spool.Pending) && env.Wants(env.Rcpts[i], "DELAY") {
 			idx = append(idx, i)
 		}
 	}
@@ -438,6 +459,7 @@ func (r *Runner) report(env *spool.Envelope, st *spool.State, idx []int, action,
 		Hostname: r.Config.Hostname, QueueID: env.ID, MessageID: id, Sender: to,
 		Arrival: env.Received, Date: now, Action: action,
 		SMTPUTF8: env.UTF8 && !address.IsASCII(strings.Join(append([]string{env.From}, env.Rcpts...), "")),
+		EnvID:    env.EnvID, Ret: env.Ret,
 	}
 	for _, i := range idx {
 		rc := st.Rcpts[i]
@@ -446,7 +468,7 @@ func (r *Runner) report(env *spool.Envelope, st *spool.State, idx []int, action,
 		if reply == "" {
 			reply = "not tried yet"
 		}
-		rep.Failures = append(rep.Failures, dsn.Failure{Rcpt: rc.Addr, Reply: reply, RemoteMTA: remote, LastAttempt: rc.Time})
+		rep.Failures = append(rep.Failures, dsn.Failure{Rcpt: rc.Addr, ORcpt: env.DSN[rc.Addr].ORcpt, Reply: reply, RemoteMTA: remote, LastAttempt: rc.Time})
 	}
 	if data, err := r.Spool.OpenData(env); err == nil {
 		defer data.Close()
