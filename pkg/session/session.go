@@ -234,7 +234,7 @@ type session struct {
 	mailOpts *smtp.MailOptions
 	rcpts    []string
 	dsn      map[string]spool.RcptDSN // RCPT's NOTIFY and ORCPT, when given
-	user     string // authenticated user, "" before AUTH
+	user     string                   // authenticated user, "" before AUTH
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
