@@ -29,6 +29,11 @@ type Result struct {
 	Rcpt   int          // index into the envelope's recipients
 	Status spool.Status // Sent, Deferred or Failed
 	Reply  string       // what the remote said, or why we could not ask
+	// DSNOnward: the next hop offered DSN and got the recipient's NOTIFY,
+	// so it reports success itself (RFC 3461 5.2.2).
+	DSNOnward bool
+	// Final: delivered into a mailbox here, not passed on.
+	Final bool
 }
 
 // Destination is where a group of recipients goes in one transaction.

@@ -177,8 +177,9 @@ func (t *Transport) transaction(cn *conn, tg target, env *spool.Envelope, rcpts 
 		return txResult{res: out}
 	}
 	tx := t.sendData(cn, host, data)
+	onward := cn.has("DSN")
 	for _, r := range accepted {
-		out = append(out, Result{Rcpt: r, Status: tx.st, Reply: tx.reply})
+		out = append(out, Result{Rcpt: r, Status: tx.st, Reply: tx.reply, DSNOnward: onward})
 	}
 	return txResult{res: out, clean: tx.clean, sequence: tx.sequence, note: cn.converted}
 }

@@ -49,7 +49,7 @@ type Report struct {
 	Sender    string // the original envelope sender, who gets the report
 	Arrival   time.Time
 	Date      time.Time
-	Action    string // "failed" or "delayed"
+	Action    string // "failed", "delayed", or for NOTIFY=SUCCESS "delivered" or "relayed"
 	Failures  []Failure
 	// SMTPUTF8: the original envelope needed SMTPUTF8 (a UTF-8 address),
 	// so its sender's side takes a global (UTF-8) report.
@@ -112,8 +112,11 @@ func status(reply, action string) string {
 	if m := enhanced.FindString(reply); m != "" {
 		return m
 	}
-	if action == "delayed" {
+	switch action {
+	case "delayed":
 		return "4.0.0"
+	case "delivered", "relayed":
+		return "2.0.0"
 	}
 	return "5.0.0"
 }
@@ -124,8 +127,11 @@ func Build(r Report, original io.Reader) []byte {
 	var b strings.Builder
 	boundary := randomBoundary()
 	subject := "Undelivered Mail Returned to Sender"
-	if r.Action == "delayed" {
+	switch r.Action {
+	case "delayed":
 		subject = "Delayed Mail (still being retried)"
+	case "delivered", "relayed":
+		subject = "Successful Mail Delivery Report"
 	}
 	hdr := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
 	hdr("From", fmt.Sprintf("Mail Delivery System <MAILER-DAEMON@%s>", r.Hostname))
@@ -154,9 +160,14 @@ func Build(r Report, original io.Reader) []byte {
 	}
 	var text strings.Builder
 	fmt.Fprintf(&text, "This is the mail system at host %s.\r\n\r\n", r.Hostname)
-	if r.Action == "delayed" {
+	switch r.Action {
+	case "delayed":
 		text.WriteString("Your message could not be delivered yet to the recipients below.\r\nIt is still being retried; you need not send it again.\r\n\r\n")
-	} else {
+	case "delivered":
+		text.WriteString("Your message was delivered to the recipients below, as you asked to be told.\r\n\r\n")
+	case "relayed":
+		text.WriteString("Your message was passed on to the recipients below, to a host that does\r\nnot report delivery (no DSN): this is the last report you will get.\r\n\r\n")
+	default:
 		text.WriteString("Your message could not be delivered to one or more recipients.\r\n")
 		if full != nil {
 			text.WriteString("It is attached below.\r\n\r\n")
@@ -246,7 +257,11 @@ func Build(r Report, original io.Reader) []byte {
 	if global && !address.IsASCII(headers) {
 		headersType = "message/global-headers" // RFC 6533 6.4
 	}
-	fmt.Fprintf(&b, "--%s\r\nContent-Description: Undelivered message headers\r\nContent-Type: %s\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary, headersType)
+	desc := "Undelivered message headers"
+	if r.Action == "delivered" || r.Action == "relayed" {
+		desc = "Message headers"
+	}
+	fmt.Fprintf(&b, "--%s\r\nContent-Description: %s\r\nContent-Type: %s\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary, desc, headersType)
 	b.WriteString(headers)
 	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
 	return []byte(b.String())

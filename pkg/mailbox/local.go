@@ -120,7 +120,7 @@ func (l *Local) one(ctx context.Context, tbl *aliases.Table, env *spool.Envelope
 		}
 		return delivery.Result{Rcpt: idx, Status: spool.Failed, Reply: reply}
 	}
-	return delivery.Result{Rcpt: idx, Status: spool.Sent, Reply: "delivered: " + strings.Join(done, ", ")}
+	return delivery.Result{Rcpt: idx, Status: spool.Sent, Reply: "delivered: " + strings.Join(done, ", "), Final: len(remote) == 0}
 }
 
 func (l *Local) mailbox(ctx context.Context, env *spool.Envelope, rcpt, name string, content []byte) error {

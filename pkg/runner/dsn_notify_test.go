@@ -55,3 +55,41 @@ func TestBounceHonoursNOTIFYAndRET(t *testing.T) {
 		t.Error("a second bounce")
 	}
 }
+
+// NOTIFY=SUCCESS to a next hop that does not take DSN onward: qrun sends
+// the "relayed" notice itself, once, naming only who asked.
+func TestRelayedNoticeForNOTIFYSuccess(t *testing.T) {
+	f := &fake{answer: func(string) (spool.Status, string) { return spool.Sent, "relay.example said: 250 ok" }}
+	r, sp, _ := setup(t, f)
+	m, err := sp.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(m, "Subject: test\r\nMessage-ID: <x@y>\r\n\r\nbody\r\n")
+	env := &spool.Envelope{Received: sp.Now(), From: "s@example.org", Rcpts: []string{"ask@example.net", "plain@example.net"},
+		Peer: "127.0.0.1", Helo: "c", Protocol: "ESMTP", Body: "7BIT", EnvID: "QQ1",
+		DSN: map[string]spool.RcptDSN{"ask@example.net": {Notify: []string{"SUCCESS"}}}}
+	if err := m.Commit(env); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(sp.Dir, "queue", env.ID), sp.Now(), sp.Now())
+	if _, err := r.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := sp.Scan(nil)
+	if len(ents) != 1 || ents[0].ID != env.ID+".s0" {
+		t.Fatalf("want only the notice queued, got %+v", ents)
+	}
+	n, _ := sp.ReadEnvelope(env.ID + ".s0")
+	data, _ := sp.OpenData(n)
+	content, _ := io.ReadAll(data)
+	data.Close()
+	for _, want := range []string{"Action: relayed", "Status: 2.0.0", "Final-Recipient: rfc822; ask@example.net", "Original-Envelope-Id: QQ1"} {
+		if !bytes.Contains(content, []byte(want)) {
+			t.Errorf("notice lacks %q:\n%s", want, content)
+		}
+	}
+	if bytes.Contains(content, []byte("plain@")) || n.From != "" || n.Rcpts[0] != "s@example.org" {
+		t.Errorf("notice %+v:\n%s", n, content)
+	}
+}

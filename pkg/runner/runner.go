@@ -321,6 +321,11 @@ func (r *Runner) record(env *spool.Envelope, results []delivery.Result, st *Stat
 		return nil
 	}
 	now := r.Spool.Now()
+	// Before the outcomes are recorded: a crash in between delivers again
+	// and queues the same notice under the same ID, which is then kept.
+	if err := r.notifySuccess(env, results, now); err != nil {
+		return err
+	}
 	recs := make([]spool.Record, 0, len(results))
 	for _, res := range results {
 		recs = append(recs, spool.Record{Time: now, Kind: string(res.Status), Rcpt: res.Rcpt, Detail: res.Reply})
@@ -341,6 +346,55 @@ func (r *Runner) record(env *spool.Envelope, results []delivery.Result, st *Stat
 			ev, lv = "bounced", maillog.Warning
 		}
 		r.Log.Event(lv, ev, "id", env.ID, "from", "<"+env.From+">", "rcpt", "<"+env.Rcpts[res.Rcpt]+">", "reply", res.Reply)
+	}
+	return nil
+}
+
+// notifySuccess queues the success DSN that recipients with
+// NOTIFY=SUCCESS asked for (RFC 3461 6.2): "delivered" for a mailbox here,
+// "relayed" for a next hop that does not take DSN onward. One notice per
+// transaction, its ID derived from the message's and the first recipient's.
+func (r *Runner) notifySuccess(env *spool.Envelope, results []delivery.Result, now time.Time) error {
+	if env.From == "" {
+		return nil
+	}
+	byAction := map[string][]delivery.Result{}
+	for _, res := range results {
+		if res.Status != spool.Sent || res.DSNOnward || !env.Wants(env.Rcpts[res.Rcpt], "SUCCESS") {
+			continue
+		}
+		action := "relayed"
+		if res.Final {
+			action = "delivered"
+		}
+		byAction[action] = append(byAction[action], res)
+	}
+	for _, action := range []string{"delivered", "relayed"} {
+		list := byAction[action]
+		if len(list) == 0 {
+			continue
+		}
+		id := fmt.Sprintf("%s.s%d", env.ID, list[0].Rcpt)
+		rep := dsn.Report{Hostname: r.Config.Hostname, QueueID: env.ID, MessageID: id, Sender: env.From,
+			Arrival: env.Received, Date: now, Action: action, EnvID: env.EnvID,
+			SMTPUTF8: env.UTF8 && !address.IsASCII(strings.Join(append([]string{env.From}, env.Rcpts...), ""))}
+		for _, res := range list {
+			a := env.Rcpts[res.Rcpt]
+			rep.Failures = append(rep.Failures, dsn.Failure{Rcpt: a, ORcpt: env.DSN[a].ORcpt, Reply: res.Reply, RemoteMTA: remoteMTA(res.Reply), LastAttempt: now})
+		}
+		var content []byte
+		if data, err := r.Spool.OpenData(env); err == nil {
+			content = dsn.Build(rep, data)
+			data.Close()
+		} else {
+			content = dsn.Build(rep, nil)
+		}
+		nenv := &spool.Envelope{ID: id, Received: now, From: "", Rcpts: []string{env.From}, Peer: "local",
+			Helo: r.Config.Hostname, Protocol: "local", Body: "8BITMIME", UTF8: !address.IsASCII(env.From)}
+		if err := r.Spool.Enqueue(nenv, content); err != nil && !errors.Is(err, spool.ErrExists) {
+			return fmt.Errorf("runner: queue success notice for %s: %w", env.ID, err)
+		}
+		r.Log.Event(maillog.Info, "dsn", "id", env.ID, "dsn_id", id, "to", "<"+env.From+">", "action", action, "nrcpts", len(list))
 	}
 	return nil
 }
