@@ -20,18 +20,10 @@ func TestBounceHonoursNOTIFYAndRET(t *testing.T) {
 		return spool.Failed, "relay.example said: 550 5.1.1 no such user (in reply to RCPT TO)"
 	}}
 	r, sp, _ := setup(t, f)
-	m, err := sp.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(m, "Subject: test\r\nMessage-ID: <x@y>\r\n\r\nthe body itself\r\n")
 	env := &spool.Envelope{Received: sp.Now(), From: "s@example.org", Rcpts: []string{"never@example.net", "loud@example.net"},
 		Peer: "127.0.0.1", Helo: "c", Protocol: "ESMTP", Body: "7BIT", Ret: "FULL", EnvID: "QQ314159",
 		DSN: map[string]spool.RcptDSN{"never@example.net": {Notify: []string{"NEVER"}}, "loud@example.net": {Notify: []string{"FAILURE"}, ORcpt: "rfc822;Loud@example.net"}}}
-	if err := m.Commit(env); err != nil {
-		t.Fatal(err)
-	}
-	os.Chtimes(filepath.Join(sp.Dir, "queue", env.ID), sp.Now(), sp.Now())
+	commit(t, sp, env, "Subject: test\r\nMessage-ID: <x@y>\r\n\r\nthe body itself\r\n")
 	if _, err := r.Pass(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -61,18 +53,10 @@ func TestBounceHonoursNOTIFYAndRET(t *testing.T) {
 func TestRelayedNoticeForNOTIFYSuccess(t *testing.T) {
 	f := &fake{answer: func(string) (spool.Status, string) { return spool.Sent, "relay.example said: 250 ok" }}
 	r, sp, _ := setup(t, f)
-	m, err := sp.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(m, "Subject: test\r\nMessage-ID: <x@y>\r\n\r\nbody\r\n")
 	env := &spool.Envelope{Received: sp.Now(), From: "s@example.org", Rcpts: []string{"ask@example.net", "plain@example.net"},
 		Peer: "127.0.0.1", Helo: "c", Protocol: "ESMTP", Body: "7BIT", EnvID: "QQ1",
 		DSN: map[string]spool.RcptDSN{"ask@example.net": {Notify: []string{"SUCCESS"}}}}
-	if err := m.Commit(env); err != nil {
-		t.Fatal(err)
-	}
-	os.Chtimes(filepath.Join(sp.Dir, "queue", env.ID), sp.Now(), sp.Now())
+	commit(t, sp, env, "Subject: test\r\nMessage-ID: <x@y>\r\n\r\nbody\r\n")
 	if _, err := r.Pass(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -92,4 +76,18 @@ func TestRelayedNoticeForNOTIFYSuccess(t *testing.T) {
 	if bytes.Contains(content, []byte("plain@")) || n.From != "" || n.Rcpts[0] != "s@example.org" {
 		t.Errorf("notice %+v:\n%s", n, content)
 	}
+}
+
+// commit queues content under env, due now on the test's clock.
+func commit(t *testing.T, sp *spool.Spool, env *spool.Envelope, content string) {
+	t.Helper()
+	m, err := sp.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(m, content)
+	if err := m.Commit(env); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(sp.Dir, "queue", env.ID), sp.Now(), sp.Now())
 }
