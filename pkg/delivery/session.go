@@ -45,7 +45,7 @@ type TLSPolicy struct {
 // tlsFor decides the TLS policy of a connection to tg for dest: the
 // destination's mode (smarthost_tls or mx_tls), the hop's own settings
 // over it, and a REQUIRETLS message's demands over both.
-func (t *Transport) tlsFor(tg target, dest Destination) TLSPolicy {
+func (t *Transport) tlsFor(ctx context.Context, tg target, dest Destination) (TLSPolicy, error) {
 	mode, verify, roots := dest.TLS, t.o.TLSVerify, t.o.RootCAs
 	if hp, ok := t.o.Hops[tg.hop]; ok && tg.hop != "" {
 		if hp.TLS != "" && !(dest.VerifyTLS && hp.TLS != "implicit") {
@@ -66,9 +66,9 @@ func (t *Transport) tlsFor(tg target, dest Destination) TLSPolicy {
 		MinVersion:         tls.VersionTLS12,
 	}}
 	if t.o.TLSPolicy != nil {
-		p = t.o.TLSPolicy(tg.host, dest, p)
+		return t.o.TLSPolicy(ctx, tg.host, dest, p)
 	}
-	return p
+	return p, nil
 }
 
 // open connects to tg and sets the session up: EHLO, TLS as the policy
@@ -78,7 +78,10 @@ func (t *Transport) tlsFor(tg target, dest Destination) TLSPolicy {
 // does; that is logged as a downgrade and said in the reply recorded for
 // each recipient, never silent.
 func (t *Transport) open(ctx context.Context, tg target, dest Destination) (*conn, error) {
-	pol := t.tlsFor(tg, dest)
+	pol, err := t.tlsFor(ctx, tg, dest)
+	if err != nil {
+		return nil, fmt.Errorf("%s[%s]: TLS policy: %w", tg.host, tg.addr, err)
+	}
 	cn, err := t.session(ctx, tg, pol)
 	var he *handshakeError
 	if err != nil && pol.Mode == "opportunistic" && errors.As(err, &he) {
