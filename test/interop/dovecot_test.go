@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -67,10 +66,7 @@ func startDovecot(t *testing.T) *dovecot {
 	if !testenv.IsRoot() {
 		t.Skip("dovecot needs root to start")
 	}
-	dir := t.TempDir()
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
+	dir := daemonDir(t)
 	addr := testenv.FreePort(t)
 	_, port, _ := strings.Cut(addr, ":")
 	d := &dovecot{addr: addr, sock: filepath.Join(dir, "lmtp"), dir: dir, auth: filepath.Join(dir, "auth")}
@@ -80,21 +76,8 @@ func startDovecot(t *testing.T) *dovecot {
 	testenv.Chown(t, filepath.Join(dir, "mail"), "mail")
 	v, _ := exec.Command(bin, "--version").Output()
 	d.version = "Dovecot " + strings.Fields(string(v) + " ?")[0]
-	cmd := exec.Command(bin, "-F", "-c", conf)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt) // dovecot ends its children
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-			t.Logf("dovecot: %s\nlog:\n%s", out.String(), b)
-		}
-	})
-	testenv.WaitListen(t, addr)
+	// dovecot ends its children on SIGINT.
+	(&daemon{addr: addr}).start(t, exec.Command(bin, "-F", "-c", conf), os.Interrupt, filepath.Join(dir, "dovecot.log"))
 	return d
 }
 

@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -74,19 +73,13 @@ func startExim(t *testing.T, extra string) *exim {
 	if !testenv.IsRoot() {
 		t.Skip("exim's private /etc/passwd needs root (a mount namespace)")
 	}
-	dir := t.TempDir()
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
+	dir := daemonDir(t)
 	x := &exim{addr: testenv.FreePort(t), dir: dir}
 	ca := testenv.NewCA(t, dir)
 	_, certPEM, keyPEM := ca.Leaf(t, "127.0.0.1", "exim.interop.example")
 	os.WriteFile(filepath.Join(dir, "cert.pem"), certPEM, 0o644)
 	os.WriteFile(filepath.Join(dir, "key.pem"), keyPEM, 0o644)
-	passwd, _ := os.ReadFile("/etc/passwd")
-	group, _ := os.ReadFile("/etc/group")
-	os.WriteFile(filepath.Join(dir, "passwd"), append(passwd, "Debian-exim:x:64990:64990:exim (test):/nonexistent:/usr/sbin/nologin\n"...), 0o644)
-	os.WriteFile(filepath.Join(dir, "group"), append(group, "Debian-exim:x:64990:\n"...), 0o644)
+	withUsers(dir, "Debian-exim:x:64990:64990:exim (test):/nonexistent:/usr/sbin/nologin\n", "Debian-exim:x:64990:\n")
 	conf := filepath.Join(dir, "exim.conf")
 	os.WriteFile(conf, []byte(strings.NewReplacer("{{dir}}", dir, "{{extra}}", extra).Replace(eximConf)), 0o644)
 	os.MkdirAll(filepath.Join(dir, "spool"), 0o750)
@@ -106,21 +99,8 @@ func startExim(t *testing.T, extra string) *exim {
 	}
 	script := fmt.Sprintf("mount --bind %[1]s/passwd /etc/passwd && mount --bind %[1]s/group /etc/group && %[2]s exec %[3]s -q -c 20 %[4]s %[5]s %[6]s -C %[7]s -bs",
 		dir, env, tcpserver, "127.0.0.1", strings.Split(x.addr, ":")[1], bin, conf)
-	cmd := exec.Command(unshare, "-m", "--propagation", "private", "sh", "-c", script)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill() // tcpserver; each exim ends with its connection
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "mainlog"))
-			t.Logf("exim: %s\nmainlog:\n%s", out.String(), b)
-		}
-	})
-	testenv.WaitListen(t, x.addr)
+	// Killing tcpserver is enough: each exim ends with its connection.
+	(&daemon{addr: x.addr}).start(t, exec.Command(unshare, "-m", "--propagation", "private", "sh", "-c", script), os.Kill, filepath.Join(dir, "mainlog"))
 	return x
 }
 

@@ -7,10 +7,15 @@
 package interop
 
 import (
+	"bytes"
 	"fmt"
 	"net/smtp"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,4 +126,69 @@ func TestSmtpSink(t *testing.T) {
 	if n := len(sink.Subjects()); n != 20 {
 		t.Errorf("smtp-sink got %d messages, want 20", n)
 	}
+}
+
+// daemonDir is a temporary directory that daemons running as other users
+// can reach.
+func daemonDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	return dir
+}
+
+// withUsers writes dir/passwd and dir/group, the machine's with extra
+// lines, for a daemon's mount namespace: the machine's are not touched.
+func withUsers(dir, passwd, group string) {
+	p, _ := os.ReadFile("/etc/passwd")
+	g, _ := os.ReadFile("/etc/group")
+	os.WriteFile(filepath.Join(dir, "passwd"), append(p, passwd...), 0o644)
+	os.WriteFile(filepath.Join(dir, "group"), append(g, group...), 0o644)
+}
+
+// daemon is a server the test started: its address and its output.
+type daemon struct {
+	addr string
+	mu   sync.Mutex
+	out  bytes.Buffer
+}
+
+func (d *daemon) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.out.Write(p)
+}
+
+func (d *daemon) String() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.out.String()
+}
+
+// count counts what the server printed that contains sub.
+func (d *daemon) count(sub string) int {
+	time.Sleep(100 * time.Millisecond) // the last message is printed after its reply
+	return strings.Count(d.String(), sub)
+}
+
+// start runs cmd until the test ends, when stop ends it (and so its
+// children), and waits until d.addr listens. A failed test logs its
+// output and logFile.
+func (d *daemon) start(t *testing.T, cmd *exec.Cmd, stop os.Signal, logFile string) {
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = d, d
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(stop)
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("%s: %s\nlog:\n%s", filepath.Base(cmd.Path), d.String(), b)
+		}
+	})
+	testenv.WaitListen(t, d.addr)
 }

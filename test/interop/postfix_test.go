@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -104,10 +103,7 @@ func startPostfix(t *testing.T, sasl string) *postfix {
 	if !testenv.IsRoot() {
 		t.Skip("Postfix's master needs root")
 	}
-	dir := t.TempDir()
-	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		os.Chmod(d, 0o755)
-	}
+	dir := daemonDir(t)
 	p := &postfix{addr: testenv.FreePort(t), dir: dir, queue: filepath.Join(dir, "queue")}
 	p.ca = testenv.NewCA(t, dir)
 	_, certPEM, keyPEM := p.ca.Leaf(t, "127.0.0.1", "postfix.interop.example")
@@ -140,23 +136,8 @@ func startPostfix(t *testing.T, sasl string) *postfix {
 	os.Chmod(filepath.Join(p.queue, "maildrop"), 0o730)
 	cmd := exec.Command(filepath.Join(root, "usr", "lib", "postfix", "sbin", "master"), "-d", "-c", etc)
 	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+filepath.Join(root, "usr", "lib", "postfix"), "MAIL_CONFIG="+etc)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if os.Getenv("PFKEEP") != "" {
-			time.Sleep(1 * time.Second)
-		}
-		cmd.Process.Signal(os.Interrupt) // master ends its children
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "maillog"))
-			t.Logf("postfix master: %s\nmaillog:\n%s", out.String(), b)
-		}
-	})
-	testenv.WaitListen(t, p.addr)
+	// master ends its children on SIGINT.
+	(&daemon{addr: p.addr}).start(t, cmd, os.Interrupt, filepath.Join(dir, "maillog"))
 	return p
 }
 

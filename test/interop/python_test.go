@@ -1,12 +1,10 @@
 package interop
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,42 +29,13 @@ func needPython(t *testing.T, module, pkg, version string) string {
 	return strings.TrimSpace(string(out))
 }
 
-type pyServer struct {
-	addr string
-	mu   sync.Mutex
-	out  bytes.Buffer
-}
-
-func (s *pyServer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.Write(p)
-}
-
-// count counts the lines of its output that contain sub.
-func (s *pyServer) count(sub string) int {
-	time.Sleep(100 * time.Millisecond) // the last message is printed after its reply
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.out.String(), sub)
-}
-
-func startPython(t *testing.T, args ...string) *pyServer {
+func startPython(t *testing.T, args ...string) *daemon {
 	t.Helper()
-	s := &pyServer{addr: testenv.FreePort(t)}
+	s := &daemon{addr: testenv.FreePort(t)}
 	for i, a := range args {
 		args[i] = strings.ReplaceAll(a, "ADDR", s.addr)
 	}
-	cmd := exec.Command(python, append([]string{"-W", "ignore", "-u"}, args...)...)
-	cmd.Stdout, cmd.Stderr = s, s
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	testenv.WaitListen(t, s.addr)
+	s.start(t, exec.Command(python, append([]string{"-W", "ignore", "-u"}, args...)...), os.Kill, "")
 	return s
 }
 
