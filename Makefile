@@ -39,8 +39,11 @@ $(BIN)/%: FORCE
 deps:
 	sh scripts/deps.sh
 
+# Plain go test's output, then a line that counts the skipped tests and
+# names the packages that would run them (internal/testsum).
+test: SHELL := /bin/bash
 test:
-	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	set -o pipefail; $(GO) test -json -timeout $(TEST_TIMEOUT) ./... | $(GO) run ./internal/testsum
 
 install: build
 	BUILD=$(BIN) sh contrib/install.sh install

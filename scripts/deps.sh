@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install, on a fresh Debian (bookworm or later), everything the README's two
-# commands and the whole test suite use. One list in one place: .ci/run and
+# commands and the whole test suite use, but Go itself (go.dev's tarball). One list in one place: .ci/run and
 # `make deps` both run this script. Needs root (or sudo).
 #
 #   scripts/deps.sh          build + run + test tools
@@ -14,7 +14,6 @@ packages='
 make                 the README test command
 git                  version baked into the binaries (git describe)
 ca-certificates      module downloads from the Go module proxy over HTTPS
-golang-go            only when no Go toolchain is on PATH (see below)
 systemd              systemd-socket-activate (run-local.sh, launcher tests), systemd-analyze
 swaks                a real SMTP client
 libnet-ssleay-perl   swaks STARTTLS/TLS (only recommended by swaks)
@@ -54,11 +53,6 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 want=$(list)
-if command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ]; then
-  # A Go toolchain is already here; Debian's may be older than go.mod asks
-  # (GOTOOLCHAIN=auto then fetches the right one through the module proxy).
-  want=$(printf '%s\n' "$want" | grep -vx golang-go)
-fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
@@ -71,3 +65,13 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $want >/dev/null
+
+# Postfix (smtp-sink, smtp-source), sendmail, Exim and OpenSMTPD as peers to test and
+# measure against: an installed MTA would start and take port 25, so they
+# are only downloaded and unpacked, into bench/.cache/root.
+bash "$(dirname "$0")/../bench/fetch.sh"
+
+if ! command -v go >/dev/null 2>&1 && ! [ -x /usr/local/go/bin/go ]; then
+  echo "deps.sh: no Go toolchain: install Go $(sed -n 's/^go //p' "$(dirname "$0")/../go.mod") from https://go.dev/dl/ into /usr/local/go (Debian 12's golang-go is too old)" >&2
+  exit 1
+fi

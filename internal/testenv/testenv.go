@@ -64,6 +64,37 @@ func Bin(t testing.TB, name string) string {
 	return filepath.Join(binDir, name)
 }
 
+// packages names the Debian package of each outside tool the tests run, so
+// that a missing one says what to install (scripts/deps.sh installs them all).
+var packages = map[string]string{
+	"swaks": "swaks", "openssl": "openssl", "xinetd": "xinetd",
+	"tcpserver": "ucspi-tcp", "strace": "strace", "python3": "python3",
+	"systemd-socket-activate": "systemd", "systemd-analyze": "systemd",
+	"setpriv": "util-linux", "runuser": "util-linux", "opendkim": "opendkim",
+	"opendkim-genkey": "opendkim-tools", "make": "make", "gcc": "gcc",
+	"tcpdmatch": "tcpd", "argon2": "argon2", "git": "git",
+}
+
+// Package returns the Debian package that provides tool, or tool itself.
+func Package(tool string) string {
+	if p, ok := packages[tool]; ok {
+		return p
+	}
+	return tool
+}
+
+// Missing reports that what a test needs is not here: under CI=true the
+// test fails, elsewhere it is skipped. Either way the message names the
+// Debian package, in a form `make test`'s summary collects.
+func Missing(t testing.TB, what, pkg string) {
+	t.Helper()
+	msg := fmt.Sprintf("%s (Debian package %s; scripts/deps.sh installs it)", what, pkg)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and %s", msg)
+	}
+	t.Skip(msg)
+}
+
 // Need finds a tool on PATH. Under CI=true a missing tool fails the test;
 // elsewhere it skips it.
 func Need(t testing.TB, tool string) string {
@@ -77,10 +108,55 @@ func Need(t testing.TB, tool string) string {
 			return filepath.Join(dir, tool)
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (CI=true: .ci/run must install it)", tool)
+	Missing(t, tool+" is not installed", Package(tool))
+	return ""
+}
+
+// NeedSwaksTLS finds swaks and checks that it can speak TLS: Debian's swaks
+// only recommends the Perl TLS modules, and without them swaks exits with
+// "TLS not available" instead of testing anything.
+func NeedSwaksTLS(t testing.TB) string {
+	t.Helper()
+	bin := Need(t, "swaks")
+	out, _ := exec.Command(bin, "--support").CombinedOutput()
+	if !strings.Contains(string(out), "=== TLS supported") {
+		Missing(t, "swaks cannot do TLS (swaks --support: "+strings.TrimSpace(grepLine(string(out), "TLS"))+")", "libnet-ssleay-perl")
 	}
-	t.Skipf("%s is not installed", tool)
+	return bin
+}
+
+// NeedPython finds python3 and checks that it can import each module.
+func NeedPython(t testing.TB, pkg string, modules ...string) string {
+	t.Helper()
+	bin := Need(t, "python3")
+	for _, m := range modules {
+		if out, err := exec.Command(bin, "-c", "import "+m).CombinedOutput(); err != nil {
+			Missing(t, fmt.Sprintf("python3 cannot import %s: %s", m, strings.TrimSpace(string(out))), pkg)
+		}
+	}
+	return bin
+}
+
+// NeedOpenSSL finds openssl and checks that its s_client knows each option
+// the test passes (an old or trimmed build lacks some).
+func NeedOpenSSL(t testing.TB, options ...string) string {
+	t.Helper()
+	bin := Need(t, "openssl")
+	out, _ := exec.Command(bin, "s_client", "-help").CombinedOutput()
+	for _, o := range options {
+		if !strings.Contains(string(out), o+" ") {
+			Missing(t, "openssl s_client has no "+o, "openssl")
+		}
+	}
+	return bin
+}
+
+func grepLine(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
 	return ""
 }
 

@@ -33,7 +33,7 @@ type boxMsg struct {
 // readBox reads a mailbox back with Python's mailbox module.
 func readBox(t *testing.T, kind, path string) []boxMsg {
 	t.Helper()
-	py := testenv.Need(t, "python3")
+	py := testenv.NeedPython(t, "python3", "mailbox", "json")
 	out, err := exec.Command(py, "testdata/readbox.py", kind, path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("readbox.py: %v\n%s", err, out)

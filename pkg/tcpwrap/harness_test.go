@@ -165,7 +165,7 @@ func oracleBinary(t testing.TB) string {
 		if requireCI() {
 			t.Fatalf("CI=true and the libwrap oracle is unavailable: %v", oracleOnce.err)
 		}
-		t.Skipf("libwrap oracle unavailable (install gcc, tcpd and libwrap0-dev): %v", oracleOnce.err)
+		t.Skipf("libwrap oracle unavailable (Debian package gcc, libwrap0-dev and tcpd; scripts/deps.sh installs it): %v", oracleOnce.err)
 	}
 	return oracleOnce.path
 }

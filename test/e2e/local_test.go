@@ -42,7 +42,7 @@ func localEnv(t *testing.T) (*testenv.Env, *testenv.Sink, string, string) {
 
 func mboxMessages(t *testing.T, path string) []boxMsg {
 	t.Helper()
-	py := testenv.Need(t, "python3")
+	py := testenv.NeedPython(t, "python3", "mailbox", "json")
 	out, err := exec.Command(py, "../../pkg/mailbox/testdata/readbox.py", "mbox", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("readbox.py %s: %v\n%s", path, err, out)

@@ -58,7 +58,7 @@ type pyMsg struct {
 // pySend sends msgs in one smtplib session and returns the replies.
 func pySend(t *testing.T, addr string, msgs []pyMsg) []string {
 	t.Helper()
-	py := testenv.Need(t, "python3")
+	py := testenv.NeedPython(t, "python3", "smtplib", "json")
 	spec := filepath.Join(t.TempDir(), "spec.json")
 	b, _ := json.Marshal(msgs)
 	os.WriteFile(spec, b, 0o644)

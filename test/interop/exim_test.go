@@ -14,22 +14,9 @@ import (
 
 // eximRoot is where Debian's exim4-daemon-light, exim4-base and libidn12
 // are unpacked (dpkg -x; exim conflicts with Postfix as an MTA):
-// $EXIM_ROOT, or the benchmark's cache.
+// $EXIM_ROOT, or where bench/fetch.sh (run by scripts/deps.sh) unpacks them.
 func eximRoot(t *testing.T) string {
-	t.Helper()
-	for _, r := range []string{os.Getenv("EXIM_ROOT"), filepath.Join(testenv.Root(), "bench", ".cache", "root")} {
-		if r == "" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(r, "usr", "sbin", "exim4")); err == nil {
-			return r
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("exim4 is not unpacked (CI=true: .ci/run must set EXIM_ROOT)")
-	}
-	t.Skip("exim4 is not unpacked: set EXIM_ROOT (dpkg -x exim4-daemon-light exim4-base libidn12)")
-	return ""
+	return unpacked(t, "EXIM_ROOT", "usr/sbin/exim4", "exim4-daemon-light exim4-base libidn12")
 }
 
 const eximConf = `primary_hostname = exim.interop.example

@@ -192,3 +192,24 @@ func (d *daemon) start(t *testing.T, cmd *exec.Cmd, stop os.Signal, logFile stri
 	})
 	testenv.WaitListen(t, d.addr)
 }
+
+// unpacked finds a root where Debian packages were unpacked with dpkg -x
+// (an MTA that conflicts with Postfix) by the file bin in it: $env, or
+// bench/.cache/root, where bench/fetch.sh (run by scripts/deps.sh) puts
+// them. Under CI=true a missing one fails the test.
+func unpacked(t *testing.T, env, bin, pkgs string) string {
+	t.Helper()
+	for _, r := range []string{os.Getenv(env), filepath.Join(testenv.Root(), "bench", ".cache", "root")} {
+		if r == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(r, bin)); err == nil {
+			return r
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not unpacked (CI=true: scripts/deps.sh runs bench/fetch.sh, which unpacks %s)", bin, pkgs)
+	}
+	t.Skipf("%s is not unpacked: run bench/fetch.sh, or set %s to a root with %s unpacked", bin, env, pkgs)
+	return ""
+}

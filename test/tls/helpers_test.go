@@ -126,6 +126,11 @@ func (s *site) startTLS(addr string, cfg *tls.Config) (*testenv.Dialogue, tls.Co
 func swaks(t *testing.T, addr string, args ...string) (string, int, time.Duration) {
 	t.Helper()
 	bin := testenv.Need(t, "swaks")
+	for _, a := range args {
+		if strings.HasPrefix(a, "--tls") {
+			bin = testenv.NeedSwaksTLS(t)
+		}
+	}
 	h, p, _ := net.SplitHostPort(addr)
 	all := append([]string{"--server", h, "--port", p, "--helo", "swaks.test", "--timeout", "20"}, args...)
 	start := time.Now()

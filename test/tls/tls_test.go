@@ -20,7 +20,7 @@ import (
 func TestOpenSSLStartTLS(t *testing.T) {
 	s := newSite(t, "", "", "")
 	addr := s.activate()
-	openssl := testenv.Need(t, "openssl")
+	openssl := testenv.NeedOpenSSL(t, "-starttls", "-verify_hostname", "-brief", "-tls1_2", "-tls1_1")
 	run := func(extra ...string) (string, error) {
 		args := append([]string{"s_client", "-starttls", "smtp", "-connect", addr, "-servername", host,
 			"-CAfile", s.ca.PEMFile, "-verify_hostname", host, "-verify_return_error", "-brief"}, extra...)
@@ -218,7 +218,7 @@ func TestSenderOwnership(t *testing.T) {
 // Implicit TLS (port 465), by flag and by config, with swaks --tlsc and
 // smtplib's SMTP_SSL; STARTTLS with smtplib's starttls().
 func TestImplicitTLSAndSmtplib(t *testing.T) {
-	py := testenv.Need(t, "python3")
+	py := testenv.NeedPython(t, "python3", "smtplib", "ssl")
 	script := filepath.Join("testdata", "submit.py")
 	s := newSite(t, "require_auth = true", "", "")
 	for name, addr := range map[string]string{"flag": s.activate("-tls-wrapper"), "starttls": s.activate()} {
@@ -264,7 +264,7 @@ func TestImplicitTLSAndSmtplib(t *testing.T) {
 
 // REQUIRETLS (RFC 8689): offered inside TLS, recorded in the envelope.
 func TestREQUIRETLSRecorded(t *testing.T) {
-	py := testenv.Need(t, "python3")
+	py := testenv.NeedPython(t, "python3", "smtplib", "ssl")
 	s := newSite(t, "", "", "")
 	addr := s.activate()
 	h, p, _ := net.SplitHostPort(addr)
