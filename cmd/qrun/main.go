@@ -237,6 +237,7 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 			fmt.Fprintln(os.Stderr, "qrun:", err)
 			return sysexits.Config
 		}
+		tr.SetLog(log)
 		var d delivery.Deliverer = tr
 		if len(cfg.Local.Domains) > 0 {
 			d = &mailbox.Local{Config: cfg, Remote: tr, Spool: sp}
