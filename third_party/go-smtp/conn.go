@@ -718,6 +718,7 @@ func (c *Conn) handleRcpt(arg string) {
 	}
 
 	p := parser{s: strings.TrimSpace(arg)}
+	route := sourceRoute(p.s)
 	recipient, err := p.parseForwardPath()
 	if err != nil {
 		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
@@ -735,7 +736,7 @@ func (c *Conn) handleRcpt(arg string) {
 		return
 	}
 
-	opts := &RcptOptions{}
+	opts := &RcptOptions{SourceRoute: route}
 
 	for key, value := range args {
 		switch key {

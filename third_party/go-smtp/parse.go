@@ -165,6 +165,20 @@ func (p *parser) parseForwardPath() (string, error) {
 	return p.parsePath()
 }
 
+// sourceRoute returns the a-d-l of a path, "@a,@b" in "<@a,@b:u@c>", or ""
+// when there is none. parsePath skips it.
+func sourceRoute(path string) string {
+	s := strings.TrimPrefix(path, "<")
+	if !strings.HasPrefix(s, "@") {
+		return ""
+	}
+	adl, _, ok := strings.Cut(s, ":")
+	if !ok {
+		return ""
+	}
+	return adl
+}
+
 func (p *parser) parsePath() (string, error) {
 	hasBracket := p.acceptByte('<')
 	if p.acceptByte('@') {

@@ -130,4 +130,10 @@ type RcptOptions struct {
 	// Time value of the RRVS= argument
 	// or the zero time if unset.
 	RequireRecipientValidSince time.Time
+
+	// SourceRoute is the obsolete source route (RFC 5321 appendix C) that
+	// the client put before the mailbox, "@a,@b" in "<@a,@b:user@c>", or
+	// "". The recipient passed to Rcpt is the mailbox alone; a server that
+	// refuses source routes looks here.
+	SourceRoute string
 }

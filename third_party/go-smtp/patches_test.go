@@ -1,0 +1,51 @@
+package smtp_test
+
+// Tests of smtp-bs's patches (see PATCHES), one or more per patch.
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+)
+
+// cmd sends one line and returns the last line of the reply.
+func cmd(t *testing.T, c net.Conn, scanner *bufio.Scanner, line string) string {
+	t.Helper()
+	io.WriteString(c, line+"\r\n")
+	for scanner.Scan() {
+		l := scanner.Text()
+		if len(l) < 4 || l[3] != '-' {
+			return l
+		}
+	}
+	t.Fatalf("%q: connection closed", line)
+	return ""
+}
+
+// expect fails unless reply starts with want.
+func expect(t *testing.T, reply, want string) {
+	t.Helper()
+	if !strings.HasPrefix(reply, want) {
+		t.Errorf("got %q, want %q", reply, want)
+	}
+}
+
+func TestServerRcptSourceRoute(t *testing.T) {
+	be, s, c, scanner, _ := testServerEhlo(t)
+	defer s.Close()
+	defer c.Close()
+	expect(t, cmd(t, c, scanner, "MAIL FROM:<root@nsa.gov>"), "250 ")
+	expect(t, cmd(t, c, scanner, "RCPT TO:<@a.example,@b.example:u@c.example>"), "250 ")
+	expect(t, cmd(t, c, scanner, "RCPT TO:<u@d.example>"), "250 ")
+	expect(t, cmd(t, c, scanner, "DATA"), "354 ")
+	expect(t, cmd(t, c, scanner, "Subject: x\r\n\r\nx\r\n."), "250 ")
+	m := be.anonmsgs[0]
+	if m.To[0] != "u@c.example" || m.RcptOpts[0].SourceRoute != "@a.example,@b.example" {
+		t.Errorf("first RCPT: %q with route %q", m.To[0], m.RcptOpts[0].SourceRoute)
+	}
+	if m.RcptOpts[1].SourceRoute != "" {
+		t.Errorf("second RCPT: route %q, want none", m.RcptOpts[1].SourceRoute)
+	}
+}
