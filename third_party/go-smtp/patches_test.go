@@ -8,6 +8,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-smtp"
 )
 
 // cmd sends one line and returns the last line of the reply.
@@ -47,5 +49,23 @@ func TestServerRcptSourceRoute(t *testing.T) {
 	}
 	if m.RcptOpts[1].SourceRoute != "" {
 		t.Errorf("second RCPT: route %q, want none", m.RcptOpts[1].SourceRoute)
+	}
+}
+
+func TestServerMaxCommandLineLength(t *testing.T) {
+	_, s, c, scanner, _ := testServerEhlo(t, func(s *smtp.Server) {
+		s.MaxLineLength, s.MaxCommandLineLength = 64<<10, 2048
+	})
+	defer s.Close()
+	defer c.Close()
+	// Exactly the limit is a command; a message line may still be longer.
+	expect(t, cmd(t, c, scanner, "MAIL FROM:<"+strings.Repeat("a", 2048-len("MAIL FROM:<@b.example>"))+"@b.example>"), "250 ")
+	expect(t, cmd(t, c, scanner, "RCPT TO:<u@d.example>"), "250 ")
+	expect(t, cmd(t, c, scanner, "DATA"), "354 ")
+	expect(t, cmd(t, c, scanner, "X: "+strings.Repeat("x", 3000)+"\r\n\r\nx\r\n."), "250 ")
+	// One octet more is too long, and ends the session.
+	expect(t, cmd(t, c, scanner, "MAIL FROM:<"+strings.Repeat("a", 2049-len("MAIL FROM:<@b.example>"))+"@b.example>"), "500 5.4.0 ")
+	if scanner.Scan() {
+		t.Errorf("the session goes on: %q", scanner.Text())
 	}
 }

@@ -31,15 +31,21 @@ type Server struct {
 	// Enable LMTP mode, as defined in RFC 2033.
 	LMTP bool
 
-	Domain            string
-	MaxRecipients     int
-	MaxMessageBytes   int64
-	MaxLineLength     int
-	AllowInsecureAuth bool
-	Debug             io.Writer
-	ErrorLog          Logger
-	ReadTimeout       time.Duration
-	WriteTimeout      time.Duration
+	Domain          string
+	MaxRecipients   int
+	MaxMessageBytes int64
+	MaxLineLength   int
+	// MaxCommandLineLength, when not zero, bounds a command line (without
+	// its CRLF) more tightly than MaxLineLength, which also bounds the
+	// lines of a message: RFC 5321 4.5.3.1.4 allows 512 octets for a
+	// command and 1000 for a line of text. A longer command gets the
+	// reply to a too long line and the connection is closed.
+	MaxCommandLineLength int
+	AllowInsecureAuth    bool
+	Debug                io.Writer
+	ErrorLog             Logger
+	ReadTimeout          time.Duration
+	WriteTimeout         time.Duration
 
 	// Advertise SMTPUTF8 (RFC 6531) capability.
 	// Should be used only if backend supports it.
@@ -177,6 +183,9 @@ func (s *Server) handleConn(c *Conn) error {
 
 	for {
 		line, err := c.readLine()
+		if err == nil && s.MaxCommandLineLength > 0 && len(line) > s.MaxCommandLineLength {
+			err = ErrTooLongLine
+		}
 		if err == nil {
 			cmd, arg, err := parseCmd(line)
 			if err != nil {
