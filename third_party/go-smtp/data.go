@@ -122,7 +122,13 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 				r.state = stateEOF
 				continue
 			}
-			r.state = stateData
+			// ".\r" not followed by LF: the dot was stuffing, but the CR
+			// is content. Keep it, so that the backend sees the bare CR
+			// the client sent rather than a line altered without a trace;
+			// c is read again after it.
+			r.r.UnreadByte()
+			c = '\r'
+			r.state = stateCR
 		case stateCR:
 			if c == '\n' {
 				r.state = stateBeginLine

@@ -69,3 +69,23 @@ func TestServerMaxCommandLineLength(t *testing.T) {
 		t.Errorf("the session goes on: %q", scanner.Text())
 	}
 }
+
+func TestServerDotCRKept(t *testing.T) {
+	be, s, c, scanner, _ := testServerEhlo(t)
+	defer s.Close()
+	defer c.Close()
+	for _, tc := range []struct{ sent, got string }{
+		{"a\r\n.\rb\r\n", "a\r\n\rb\r\n"},
+		{"a\r\n.\r\r\nb\r\n", "a\r\n\r\r\nb\r\n"},
+		{"a\r\n.\r.\r\n", "a\r\n\r.\r\n"},
+		{"a\r\n..\r\n", "a\r\n.\r\n"},
+	} {
+		expect(t, cmd(t, c, scanner, "MAIL FROM:<root@nsa.gov>"), "250 ")
+		expect(t, cmd(t, c, scanner, "RCPT TO:<u@d.example>"), "250 ")
+		expect(t, cmd(t, c, scanner, "DATA"), "354 ")
+		expect(t, cmd(t, c, scanner, tc.sent+"."), "250 ")
+		if got := string(be.anonmsgs[len(be.anonmsgs)-1].Data); got != tc.got {
+			t.Errorf("%q: Data read %q, want %q", tc.sent, got, tc.got)
+		}
+	}
+}
