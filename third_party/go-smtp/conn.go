@@ -145,8 +145,7 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "STARTTLS":
 		c.handleStartTLS()
 	default:
-		msg := fmt.Sprintf("Syntax errors, %v command unrecognized", cmd)
-		c.protocolError(500, EnhancedCode{5, 5, 2}, msg)
+		c.protocolError(500, EnhancedCode{5, 5, 2}, "Syntax error, command unrecognized")
 	}
 }
 

@@ -17,29 +17,25 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 
 func parseCmd(line string) (cmd string, arg string, err error) {
 	line = strings.TrimRight(line, "\r\n")
-
-	l := len(line)
-	switch {
-	case strings.HasPrefix(strings.ToUpper(line), "STARTTLS"):
-		return "STARTTLS", "", nil
-	case l == 0:
+	if line == "" {
 		return "", "", nil
-	case l < 4:
-		return "", "", fmt.Errorf("command too short: %q", line)
-	case l == 4:
-		return strings.ToUpper(line), "", nil
-	case l == 5:
-		// Too long to be only command, too short to have args
-		return "", "", fmt.Errorf("mangled command: %q", line)
 	}
-
-	// If we made it here, command is long enough to have args
-	if line[4] != ' ' {
-		// There wasn't a space after the command?
-		return "", "", fmt.Errorf("mangled command: %q", line)
+	// No command holds a CR or NUL (RFC 5321 2.3.8), and replies that echo
+	// an argument (HELO's) would carry them to the client.
+	if strings.ContainsAny(line, "\r\x00") {
+		return "", "", fmt.Errorf("CR or NUL in command line")
 	}
-
-	return strings.ToUpper(line[0:4]), strings.TrimSpace(line[5:]), nil
+	// The verb is the word before the first space, in ASCII letters only:
+	// strings.ToUpper maps some non-ASCII letters to ASCII ones ("ſ" to
+	// "S"), which would make a command of what no other reader of the
+	// stream takes for one.
+	verb, arg, _ := strings.Cut(line, " ")
+	for i := 0; i < len(verb); i++ {
+		if c := verb[i] | 0x20; c < 'a' || c > 'z' {
+			return "", "", fmt.Errorf("malformed command: %q", line)
+		}
+	}
+	return strings.ToUpper(verb), strings.TrimSpace(arg), nil
 }
 
 // Takes the arguments proceeding a command and files them

@@ -89,3 +89,28 @@ func TestServerDotCRKept(t *testing.T) {
 		}
 	}
 }
+
+func TestServerCommandSyntax(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{"HELO a\rb", "500 5.5.2 "},
+		{"EHLO nul\x00host", "500 5.5.2 "},
+		{"X\rYZ", "500 5.5.2 "},
+		{"FOOBAR x", "500 5.5.2 Syntax error, command unrecognized"},
+		{"QUI", "500 5.5.2 "},
+		{"HELOX", "500 5.5.2 "},
+		{"\u017ftarttls", "500 5.5.2 "}, // ſ upper-cases to S
+		{"\u017fTARTTLS", "500 5.5.2 "},
+		{"HELO\tx", "500 5.5.2 "},
+		{"helo  x.example", "250 "},
+		{"NOOP", "250 "},
+	} {
+		_, s, c, scanner := testServerGreeted(t)
+		reply := cmd(t, c, scanner, tc.line)
+		expect(t, reply, tc.want)
+		if strings.ContainsAny(reply, "\r\x00") || strings.Contains(reply, "\u017f") {
+			t.Errorf("%q: the reply echoes it: %q", tc.line, reply)
+		}
+		c.Close()
+		s.Close()
+	}
+}

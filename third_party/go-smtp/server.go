@@ -189,7 +189,7 @@ func (s *Server) handleConn(c *Conn) error {
 		if err == nil {
 			cmd, arg, err := parseCmd(line)
 			if err != nil {
-				c.protocolError(501, EnhancedCode{5, 5, 2}, "Bad command")
+				c.protocolError(500, EnhancedCode{5, 5, 2}, "Syntax error, command unrecognized")
 				continue
 			}
 
