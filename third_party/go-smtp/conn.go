@@ -143,7 +143,7 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "AUTH":
 		c.handleAuth(arg)
 	case "STARTTLS":
-		c.handleStartTLS()
+		c.handleStartTLS(arg)
 	default:
 		c.protocolError(500, EnhancedCode{5, 5, 2}, "Syntax error, command unrecognized")
 	}
@@ -916,7 +916,12 @@ func (c *Conn) auth(mech string) (sasl.Server, error) {
 	return nil, ErrAuthUnknownMechanism
 }
 
-func (c *Conn) handleStartTLS() {
+func (c *Conn) handleStartTLS(arg string) {
+	if arg != "" {
+		// RFC 3207 4
+		c.writeResponse(501, EnhancedCode{5, 5, 4}, "Syntax error (no parameters allowed)")
+		return
+	}
 	if _, isTLS := c.TLSConnectionState(); isTLS {
 		c.writeResponse(502, EnhancedCode{5, 5, 1}, "Already running in TLS")
 		return

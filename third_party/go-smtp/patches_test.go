@@ -4,6 +4,7 @@ package smtp_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"strings"
@@ -113,4 +114,13 @@ func TestServerCommandSyntax(t *testing.T) {
 		c.Close()
 		s.Close()
 	}
+}
+
+func TestServerStartTLSArguments(t *testing.T) {
+	_, s, c, scanner, _ := testServerEhlo(t, func(s *smtp.Server) { s.TLSConfig = &tls.Config{} })
+	defer s.Close()
+	defer c.Close()
+	expect(t, cmd(t, c, scanner, "STARTTLS now"), "501 5.5.4 ")
+	expect(t, cmd(t, c, scanner, "STARTTLSX"), "500 5.5.2 ")
+	expect(t, cmd(t, c, scanner, "NOOP"), "250 ")
 }
