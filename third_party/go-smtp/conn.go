@@ -44,6 +44,10 @@ type Conn struct {
 	fromReceived bool
 	recipients   []string
 	didAuth      bool
+
+	// A 421 reply went out: the server closes the channel (RFC 5321 3.8),
+	// and reads nothing more, not even commands already pipelined.
+	closing bool
 }
 
 func newConn(c net.Conn, s *Server) *Conn {
@@ -1290,6 +1294,9 @@ func (c *Conn) greet() {
 
 func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	// TODO: error handling
+	if code == 421 {
+		c.closing = true
+	}
 	if c.server.WriteTimeout != 0 {
 		c.conn.SetWriteDeadline(time.Now().Add(c.server.WriteTimeout))
 	}

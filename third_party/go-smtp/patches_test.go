@@ -124,3 +124,18 @@ func TestServerStartTLSArguments(t *testing.T) {
 	expect(t, cmd(t, c, scanner, "STARTTLSX"), "500 5.5.2 ")
 	expect(t, cmd(t, c, scanner, "NOOP"), "250 ")
 }
+
+func TestServerCloses421(t *testing.T) {
+	be, s, c, scanner, _ := testServerEhlo(t)
+	defer s.Close()
+	defer c.Close()
+	be.userErr = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many errors"}
+	// Pipelined after the MAIL that gets 421: never read.
+	io.WriteString(c, "MAIL FROM:<root@nsa.gov>\r\nNOOP\r\nNOOP\r\n")
+	if !scanner.Scan() || !strings.HasPrefix(scanner.Text(), "421 ") {
+		t.Fatalf("MAIL: got %q, want 421", scanner.Text())
+	}
+	if scanner.Scan() {
+		t.Errorf("after 421 the server answered %q", scanner.Text())
+	}
+}
