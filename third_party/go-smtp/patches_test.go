@@ -139,3 +139,29 @@ func TestServerCloses421(t *testing.T) {
 		t.Errorf("after 421 the server answered %q", scanner.Text())
 	}
 }
+
+func TestServerReplies(t *testing.T) {
+	_, s, c, scanner := testServerGreeted(t)
+	defer s.Close()
+	defer c.Close()
+	for _, tc := range []struct{ line, want string }{
+		{"MAIL FROM:<root@nsa.gov>", "503 5.5.1 "},
+		{"AUTH PLAIN", "503 5.5.1 "},
+		{"HELP", "214 2.0.0 Commands supported: "},
+		{"EHLO localhost", "250 "},
+		{"AUTH", "501 5.5.4 "},
+		{"RCPT TO:<u@d.example>", "503 5.5.1 "},
+		{"DATA", "503 5.5.1 "},
+		{"NOOP", "250 2.0.0 OK"},
+		{"MAIL FROM:<root@nsa.gov>", "250 2.1.0 OK"},
+		{"DATA", "503 5.5.1 "},
+		{"RCPT TO:<u@d.example>", "250 2.1.5 OK"},
+		{"EXPN list", "502 5.5.1 "},
+	} {
+		reply := cmd(t, c, scanner, tc.line)
+		expect(t, reply, tc.want)
+		if strings.ContainsAny(reply, "<>") || strings.Contains(reply, "Roger") {
+			t.Errorf("%q: %q", tc.line, reply)
+		}
+	}
+}
