@@ -27,6 +27,7 @@ type Conn struct {
 	text   *textproto.Conn
 	server *Server
 	helo   string
+	ehlo   bool // the greeting was EHLO or LHLO, not HELO
 
 	// Number of errors witnessed on this connection
 	errCount int
@@ -202,6 +203,12 @@ func (c *Conn) Hostname() string {
 	return c.helo
 }
 
+// Extended reports whether the client greeted with EHLO (or LHLO), and so
+// may use service extensions, rather than HELO.
+func (c *Conn) Extended() bool {
+	return c.ehlo
+}
+
 func (c *Conn) Conn() net.Conn {
 	return c.conn
 }
@@ -248,6 +255,7 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 	// c.helo is populated before NewSession so
 	// NewSession can access it via Conn.Hostname.
 	c.helo = domain
+	c.ehlo = enhanced
 
 	// RFC 5321: "An EHLO command MAY be issued by a client later in the session"
 	if c.session != nil {
@@ -975,6 +983,7 @@ func (c *Conn) handleStartTLS(arg string) {
 		c.setSession(nil)
 	}
 	c.helo = ""
+	c.ehlo = false
 	c.didAuth = false
 	c.reset()
 }
@@ -1043,6 +1052,12 @@ func (c *Conn) handleBdat(arg string) {
 		return
 	}
 
+	if c.helo != "" && !c.ehlo {
+		// CHUNKING is a service extension: not after HELO (RFC 5321 2.2.1).
+		c.writeResponse(503, EnhancedCode{5, 5, 1}, "BDAT needs EHLO")
+		io.Copy(ioutil.Discard, io.LimitReader(c.text.R, int64(size)))
+		return
+	}
 	if !c.fromReceived || len(c.recipients) == 0 {
 		c.writeResponse(503, EnhancedCode{5, 5, 1}, "Need RCPT command first")
 		// The chunk follows the command even when the command is rejected.

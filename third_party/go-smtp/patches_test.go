@@ -165,3 +165,22 @@ func TestServerReplies(t *testing.T) {
 		}
 	}
 }
+
+func TestServerBdatNeedsEhlo(t *testing.T) {
+	be, s, c, scanner := testServerGreeted(t)
+	defer s.Close()
+	defer c.Close()
+	expect(t, cmd(t, c, scanner, "HELO localhost"), "250 ")
+	expect(t, cmd(t, c, scanner, "MAIL FROM:<root@nsa.gov>"), "250 ")
+	expect(t, cmd(t, c, scanner, "RCPT TO:<u@d.example>"), "250 ")
+	// The refused chunk is read and dropped, never taken for commands.
+	expect(t, cmd(t, c, scanner, "BDAT 6 LAST\r\nNOOP"), "503 5.5.1 ")
+	expect(t, cmd(t, c, scanner, "RSET"), "250 ")
+	expect(t, cmd(t, c, scanner, "EHLO localhost"), "250 ")
+	expect(t, cmd(t, c, scanner, "MAIL FROM:<root@nsa.gov>"), "250 ")
+	expect(t, cmd(t, c, scanner, "RCPT TO:<u@d.example>"), "250 ")
+	expect(t, cmd(t, c, scanner, "BDAT 5 LAST\r\nabc"), "250 ")
+	if len(be.anonmsgs) != 1 || string(be.anonmsgs[0].Data) != "abc\r\n" {
+		t.Errorf("messages: %v", be.anonmsgs)
+	}
+}
