@@ -71,13 +71,27 @@ func newDataReader(c *Conn) *dataReader {
 func (r *dataReader) Read(b []byte) (n int, err error) {
 	if r.limited {
 		if r.n <= 0 {
-			return 0, ErrDataTooLarge
+			// At the limit the message may still end here: only content
+			// beyond it is too large. The end-of-data line yields no
+			// byte.
+			var one [1]byte
+			if n, err = r.read(one[:]); n > 0 {
+				return 0, ErrDataTooLarge
+			}
+			return 0, err
 		}
 		if int64(len(b)) > r.n {
 			b = b[0:r.n]
 		}
 	}
+	n, err = r.read(b)
+	if r.limited {
+		r.n -= int64(n)
+	}
+	return n, err
+}
 
+func (r *dataReader) read(b []byte) (n int, err error) {
 	// Code below is taken from net/textproto with only one modification to
 	// not rewrite CRLF -> LF.
 
@@ -145,10 +159,6 @@ func (r *dataReader) Read(b []byte) (n int, err error) {
 	}
 	if err == nil && r.state == stateEOF {
 		err = io.EOF
-	}
-
-	if r.limited {
-		r.n -= int64(n)
 	}
 	return
 }

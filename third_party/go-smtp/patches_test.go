@@ -184,3 +184,22 @@ func TestServerBdatNeedsEhlo(t *testing.T) {
 		t.Errorf("messages: %v", be.anonmsgs)
 	}
 }
+
+func TestServerDataAtMaxMessageBytes(t *testing.T) {
+	be, s, c, scanner, _ := testServerEhlo(t, func(s *smtp.Server) { s.MaxMessageBytes = 20 })
+	defer s.Close()
+	defer c.Close()
+	for _, tc := range []struct{ body, want string }{
+		{strings.Repeat("x", 18) + "\r\n", "250 "},            // exactly 20 octets
+		{strings.Repeat("x", 19) + "\r\n", "552 "},            // one more
+		{"..\r\n" + strings.Repeat("x", 15) + "\r\n", "250 "}, // a stuffed dot counts once
+	} {
+		expect(t, cmd(t, c, scanner, "MAIL FROM:<root@nsa.gov>"), "250 ")
+		expect(t, cmd(t, c, scanner, "RCPT TO:<u@d.example>"), "250 ")
+		expect(t, cmd(t, c, scanner, "DATA"), "354 ")
+		expect(t, cmd(t, c, scanner, tc.body+"."), tc.want)
+	}
+	if len(be.anonmsgs) != 2 || len(be.anonmsgs[0].Data) != 20 {
+		t.Errorf("messages: %d", len(be.anonmsgs))
+	}
+}
