@@ -9,7 +9,7 @@ import (
 )
 
 // A line that starts ".\r" and goes on without LF is refused (go-smtp
-// would drop its CR), and only that message: the next one, by DATA or by
+// dropped its CR before patch 3), and only that message: the next one, by DATA or by
 // BDAT, is judged on its own (a review found the flag left set for a BDAT
 // message after it).
 func TestDotCRRefusesOnlyItsMessage(t *testing.T) {
