@@ -148,7 +148,11 @@ func (r *dataReader) read(b []byte) (n int, err error) {
 				r.state = stateBeginLine
 				break
 			}
-			r.state = stateData
+			// A CR may start the line ending after it: "\r\r\n." is a
+			// dot at the start of a line, as net/textproto reads it.
+			if c != '\r' {
+				r.state = stateData
+			}
 		case stateData:
 			if c == '\r' {
 				r.state = stateCR

@@ -203,3 +203,18 @@ func TestServerDataAtMaxMessageBytes(t *testing.T) {
 		t.Errorf("messages: %d", len(be.anonmsgs))
 	}
 }
+
+func TestServerCRBeforeCRLF(t *testing.T) {
+	be, s, c, scanner, _ := testServerEhlo(t)
+	defer s.Close()
+	defer c.Close()
+	expect(t, cmd(t, c, scanner, "MAIL FROM:<root@nsa.gov>"), "250 ")
+	expect(t, cmd(t, c, scanner, "RCPT TO:<u@d.example>"), "250 ")
+	expect(t, cmd(t, c, scanner, "DATA"), "354 ")
+	// The data ends at the first ".\r\n" at the start of a line.
+	expect(t, cmd(t, c, scanner, "a\r\r\n."), "250 ")
+	expect(t, cmd(t, c, scanner, "NOOP"), "250 ")
+	if got := string(be.anonmsgs[0].Data); got != "a\r\r\n" {
+		t.Errorf("Data read %q", got)
+	}
+}
