@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 )
@@ -106,6 +107,20 @@ func (r *dataReader) read(b []byte) (n int, err error) {
 		stateEOF              // reached .\r\n end marker line
 	)
 	for n < len(b) && r.state != stateEOF {
+		if r.state == stateData {
+			// Mid-line only a CR changes the state: copy what is buffered
+			// up to the next one at once, not byte by byte.
+			buf, _ := r.r.Peek(r.r.Buffered())
+			if i := bytes.IndexByte(buf, '\r'); i >= 0 {
+				buf = buf[:i]
+			}
+			if len(buf) > 0 {
+				k := copy(b[n:], buf)
+				r.r.Discard(k)
+				n += k
+				continue
+			}
+		}
 		var c byte
 		c, err = r.r.ReadByte()
 		if err != nil {
