@@ -58,3 +58,40 @@ func TestDataReaderRuns(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDataReaderRuns: for any stream, reading runs (patch 11) gives the
+// content, the end and the rest that reading byte by byte gives.
+func FuzzDataReaderRuns(f *testing.F) {
+	for _, s := range []string{"a\r\n.\r\nQUIT\r\n", "a\r\n.\rx\r\n.\r\n", "\r\r\n.\r\nX", "x\n.\n\r\n.\r\n"} {
+		f.Add(s, uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, in string, chunk uint8) {
+		wantData, wantRest, wantErr := readData(t, iotest.OneByteReader(strings.NewReader(in)), 16, 1)
+		data, rest, err := readData(t, strings.NewReader(in), 16, int(chunk)+1)
+		if data != wantData || rest != wantRest || (err == nil) != (wantErr == nil) {
+			t.Fatalf("%q: got %q, rest %q, err %v; byte by byte %q, rest %q, err %v", in, data, rest, err, wantData, wantRest, wantErr)
+		}
+	})
+}
+
+// FuzzParseCmd: a verb parseCmd returns is ASCII letters, upper case, and
+// no line holding CR or NUL is a command (patch 4).
+func FuzzParseCmd(f *testing.F) {
+	for _, s := range []string{"HELO a", "STARTTLS", "\u017ftarttls", "MAIL FROM:<a@b>", "X\rY", "", "helo  x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		cmd, _, err := parseCmd(line)
+		if err != nil || cmd == "" {
+			return
+		}
+		if strings.ContainsAny(strings.TrimRight(line, "\r\n"), "\r\x00") {
+			t.Fatalf("%q: a command (%q) though it holds CR or NUL", line, cmd)
+		}
+		for i := 0; i < len(cmd); i++ {
+			if cmd[i] < 'A' || cmd[i] > 'Z' {
+				t.Fatalf("%q: verb %q", line, cmd)
+			}
+		}
+	})
+}
