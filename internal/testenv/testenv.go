@@ -8,6 +8,7 @@ package testenv
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -175,6 +176,9 @@ type Env struct {
 	// Extra["smtp"] = "max_recipients = 5".
 	Extra map[string]string
 	Top   string // extra top-level TOML
+
+	Mode      Mode // how DialMode reaches the dialogue (UseMode)
+	clientTLS *tls.Config
 }
 
 // New prepares a directory, a spool and a config. When the test runs as

@@ -14,14 +14,17 @@ import (
 //   - lets Data widen the read deadline to data_timeout for the body, since
 //     go-smtp sets one deadline per command line and reads all of DATA
 //     under it;
-//   - runs input through the command filter;
-//   - remembers the last reply code (the filter needs it) and can end the
-//     session after a reply has gone out (too many errors or messages);
+//   - can end the session after a reply has gone out (too many errors or
+//     messages, a failed STARTTLS handshake);
 //   - sends a multi-line reply in one write: go-smtp flushes every line,
 //     which made EHLO's reply eight system calls and eight TCP segments.
+//
+// It reads no SMTP: go-smtp (with smtp-bs's patches, third_party/go-smtp)
+// is the one reader of commands and content, the same in plaintext, after
+// STARTTLS (where this guard sits below TLS and sees ciphertext) and under
+// implicit TLS (where it sits above it).
 type guardConn struct {
 	net.Conn
-	r       io.Reader
 	hardEnd time.Time
 
 	wmu     sync.Mutex
@@ -31,25 +34,19 @@ type guardConn struct {
 	// neither logs it nor says why.
 	tlsFailed func()
 
-	mu       sync.Mutex
-	lastCode int
-	closing  bool
-	closed   chan struct{}
-	once     sync.Once
+	// replies counts the replies written in plaintext; tlsStarting is set
+	// by a 220 after the greeting, which only STARTTLS answers with.
+	replies     int
+	tlsStarting bool
+
+	mu      sync.Mutex
+	closing bool
+	closed  chan struct{}
+	once    sync.Once
 }
 
-func newGuardConn(c net.Conn, hostname string, hardEnd time.Time) *guardConn {
-	g := &guardConn{Conn: c, hardEnd: hardEnd, closed: make(chan struct{})}
-	g.r = newFilter(c, hostname, g.code)
-	return g
-}
-
-func (g *guardConn) filter() *filter { return g.r.(*filter) }
-
-func (g *guardConn) code() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.lastCode
+func newGuardConn(c net.Conn, hardEnd time.Time) *guardConn {
+	return &guardConn{Conn: c, hardEnd: hardEnd, closed: make(chan struct{})}
 }
 
 func (g *guardConn) clamp(t time.Time) time.Time {
@@ -91,7 +88,7 @@ func (g *guardConn) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	g.flush()
-	return g.r.Read(p)
+	return g.Conn.Read(p)
 }
 
 func (g *guardConn) Write(p []byte) (int, error) {
@@ -101,20 +98,20 @@ func (g *guardConn) Write(p []byte) (int, error) {
 		g.pending = append(g.pending, p...)
 		return len(p), nil
 	}
-	// go-smtp writes whole reply lines; the last one carries the final code.
-	if line := lastLine(p); len(line) >= 3 && isDigit(line[0]) && isDigit(line[1]) && isDigit(line[2]) {
-		g.mu.Lock()
-		g.lastCode = int(line[0]-'0')*100 + int(line[1]-'0')*10 + int(line[2]-'0')
-		g.mu.Unlock()
-	}
-	// Once TLS was to start, a write that is a plaintext reply (TLS
-	// records start with a type byte, 20 to 23) is go-smtp's answer to a
-	// failed handshake, after which it would go on in plaintext with the
-	// filter stepped aside. The session ends after that reply instead.
-	if g.filter().mode == modePass && len(p) >= 4 && isDigit(p[0]) && isDigit(p[1]) && isDigit(p[2]) && (p[3] == ' ' || p[3] == '-') {
-		g.endAfterReply()
-		if g.tlsFailed != nil {
-			g.tlsFailed()
+	// go-smtp writes whole reply lines. Once TLS was to start, a write
+	// that is a plaintext reply (TLS records start with a type byte, 20 to
+	// 23) is go-smtp's answer to a failed handshake, after which it would
+	// go on in plaintext over a stream in an unknown state. The session
+	// ends after that reply instead.
+	if len(p) >= 4 && isDigit(p[0]) && isDigit(p[1]) && isDigit(p[2]) && (p[3] == ' ' || p[3] == '-') {
+		if g.tlsStarting {
+			g.endAfterReply()
+			if g.tlsFailed != nil {
+				g.tlsFailed()
+			}
+		} else if p[3] == ' ' {
+			g.tlsStarting = g.replies > 0 && string(p[:3]) == "220"
+			g.replies++
 		}
 	}
 	if len(g.pending) == 0 {
@@ -155,18 +152,6 @@ func (g *guardConn) Close() error {
 	err := g.Conn.Close()
 	g.once.Do(func() { close(g.closed) })
 	return err
-}
-
-func lastLine(p []byte) []byte {
-	end := len(p)
-	for end > 0 && (p[end-1] == '\n' || p[end-1] == '\r') {
-		end--
-	}
-	start := end
-	for start > 0 && p[start-1] != '\n' {
-		start--
-	}
-	return p[start:end]
 }
 
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }

@@ -187,8 +187,8 @@ func TestReserve(t *testing.T) {
 	if stage != "mail" || !hasCode(text, "452 4.3.1") {
 		t.Errorf("below the reserve: %s got %q, want MAIL refused with 452 4.3.1", stage, text)
 	}
-	d.Cmd("RCPT TO:<b@remote.example>", 502) // no transaction
-	d.Cmd("DATA", 502)
+	d.Cmd("RCPT TO:<b@remote.example>", 503) // no transaction
+	d.Cmd("DATA", 503)
 
 	f.SetFree(70 << 20)
 	stage, _, text = transaction(d, msg("reserve"), " SIZE=20000000")

@@ -146,7 +146,7 @@ func FuzzSession(f *testing.F) {
 	})
 }
 
-// knownGoSMTPRace recognises a go-smtp v0.25.1 bug that no backend can
+// knownGoSMTPRace recognises a go-smtp bug (v0.25.1, still in v0.26.0) that no backend can
 // avoid: when the client goes away right after a BDAT command, go-smtp's
 // BDAT goroutine may call Conn.Session() after Conn.Close() has set it to
 // nil. go-smtp recovers that panic itself (handlePanic), nothing reaches

@@ -80,9 +80,8 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 
 	s.Log.Event(maillog.Info, "connect", "peer", client, "relay", b.relay)
 	if s.Implicit && s.TLS != nil {
-		// TLS below the filter: the client speaks first (its hello), so
-		// there is no early-talker check, and the filter and the guard
-		// see plaintext.
+		// TLS below the guard: the client speaks first (its hello), so
+		// there is no early-talker check, and the guard sees plaintext.
 		tc, err := handshake(conn, s.TLS, start.Add(cfg.CommandTimeout.Duration), hardEnd)
 		if err != nil {
 			s.Log.Event(maillog.Warning, "reject", "stage", "tls", "peer", client, "reason", "TLS handshake failed", "err", err)
@@ -106,7 +105,7 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 		}
 	}
 
-	g := newGuardConn(conn, s.Config.Hostname, hardEnd)
+	g := newGuardConn(conn, hardEnd)
 	g.tlsFailed = func() {
 		s.Log.Event(maillog.Warning, "reject", "stage", "tls", "peer", client, "reason", "STARTTLS handshake failed")
 	}
@@ -118,13 +117,13 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	srv.WriteTimeout = cfg.CommandTimeout.Duration
 	srv.MaxMessageBytes = cfg.MaxMessageBytes
 	srv.MaxRecipients = cfg.MaxRecipients
-	// The filter bounds command lines to 2048 bytes, but after STARTTLS
-	// it steps aside (it sits below TLS) and only go-smtp's own limit
-	// bounds what a line may hold in memory. 64 KiB is far above RFC
-	// 5321's 1000 octets for a line of text; a longer line in DATA ends
-	// the session (554 5.6.0, then go-smtp's 500). BDAT chunks are not
-	// lines and are not limited by it.
+	// A line of text may hold 64 KiB, far above RFC 5321's 1000 octets; a
+	// longer line in DATA ends the session (554 5.6.0, then go-smtp's
+	// 500). A command line is bounded at 2048 octets, as Postfix's
+	// line_length_limit (go-smtp patch 2). BDAT chunks are not lines and
+	// are not limited by either.
 	srv.MaxLineLength = maxLine
+	srv.MaxCommandLineLength = maxCommandLine
 	srv.EnableSMTPUTF8 = true
 	srv.EnableDSN = true // RFC 3461: kept in the envelope, honoured by qrun
 	if s.TLS != nil && b.tlsConn == nil {
@@ -342,8 +341,14 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cfg := b.srv.Config
-	if to == sourceRouteMarker {
-		return b.refuse("rcpt", errSourceRoute, "from", *s.from)
+	if opts.SourceRoute != "" {
+		// go-smtp passes the mailbox alone (patch 1 keeps the route).
+		return b.refuse("rcpt", errSourceRoute, "from", *s.from, "rcpt", to)
+	}
+	if address.EqualFold(to, "postmaster") {
+		// RFC 5321 4.5.1: <Postmaster> without a domain MUST be accepted;
+		// go-smtp passes it as it came.
+		to = "postmaster@" + cfg.Hostname
 	}
 	a, err := address.Check(to)
 	if err != nil {
@@ -424,7 +429,7 @@ func (s *session) Data(r io.Reader) error {
 		return reply(503, smtp.EnhancedCode{5, 5, 1}, "Need MAIL and RCPT first")
 	}
 	from, opts, rcpts, user, dsn := *s.from, s.mailOpts, append([]string(nil), s.rcpts...), s.user, s.dsn
-	helo := b.conn.Hostname()
+	helo, ehlo := b.conn.Hostname(), b.conn.Extended()
 	st, secure := b.tlsState()
 	b.mu.Unlock()
 
@@ -436,7 +441,7 @@ func (s *session) Data(r io.Reader) error {
 	if err != nil {
 		return b.localError("data", err)
 	}
-	proto := b.protocol(opts, user, secure)
+	proto := protocol(opts, ehlo, user, secure)
 	now := b.now()
 	tlsInfo, using := "none", ""
 	if secure {
@@ -467,11 +472,7 @@ func (s *session) Data(r io.Reader) error {
 		b.srv.Log.Event(maillog.Warning, "reject", "stage", "data", "peer", b.client, "reason", "connection lost during DATA", "err", err)
 		return reply(451, smtp.EnhancedCode{4, 4, 2}, "Connection problem during DATA")
 	}
-	bad := chk.finish()
-	if b.guard.filter().dotCR.Swap(false) && bad == nil {
-		bad = errBareEOL // a CR go-smtp dropped: see filter.dotCR
-	}
-	if bad != nil {
+	if bad := chk.finish(); bad != nil {
 		m.Abort()
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -515,10 +516,8 @@ func (b *backend) localError(stage string, err error) error {
 
 // protocol is the WITH of the Received header: RFC 3848's ESMTPS/ESMTPA/
 // ESMTPSA and RFC 6531's UTF8SMTP forms.
-func (b *backend) protocol(opts *smtp.MailOptions, user string, secure bool) string {
-	f := b.guard.filter()
+func protocol(opts *smtp.MailOptions, ehlo bool, user string, secure bool) string {
 	p := "SMTP"
-	ehlo := f.ehlo.Load()
 	if ehlo {
 		p = "ESMTP"
 		if opts.UTF8 {

@@ -14,8 +14,12 @@ import (
 	"smtp-bs/pkg/config"
 )
 
-// maxLine is go-smtp's MaxLineLength: see Serve.
-const maxLine = 64 << 10
+// maxLine and maxCommandLine are go-smtp's MaxLineLength and
+// MaxCommandLineLength: see Serve.
+const (
+	maxLine        = 64 << 10
+	maxCommandLine = 2048
+)
 
 // LoadTLS reads the configured certificate and key and returns the TLS
 // settings of a session, or nil when none are configured. It runs at the

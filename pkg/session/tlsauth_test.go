@@ -137,7 +137,7 @@ func TestSTARTTLSForgetsEverything(t *testing.T) {
 	d.Cmd("RCPT TO:<x@remote.example>", 250)
 	td, _ := h.startTLS(d)
 	td.Cmd("EHLO c.test", 250)
-	td.Cmd("RCPT TO:<x@remote.example>", 502) // go-smtp: no MAIL any more
+	td.Cmd("RCPT TO:<x@remote.example>", 503) // no MAIL any more
 	td.Cmd("MAIL FROM:<alice@mx.test.example>", 250)
 	td.Cmd("RCPT TO:<x@remote.example>", 554) // and no AUTH any more
 	td.Cmd("RSET", 250)
@@ -332,11 +332,11 @@ func TestImplicitTLSInProcess(t *testing.T) {
 }
 
 // A line that answers an AUTH challenge is not a command: "BDAT N" there
-// once made the filter pass the next N bytes unseen while go-smtp read
-// them as commands, DATA among them, so that a bare CR in the content
-// that followed became a CRLF and ended the message early, and a second
-// one was queued (found by a red-team run on the implicit-TLS port, where
-// the filter sees plaintext AUTH).
+// once made the command filter (retired since: go-smtp is now the one
+// reader) pass the next N bytes unseen while go-smtp read them as
+// commands, DATA among them, so that a bare CR in the content that
+// followed became a CRLF and ended the message early, and a second one
+// was queued (found by a red-team run on the implicit-TLS port).
 func TestSASLResponseIsNotACommand(t *testing.T) {
 	h := newTLSHarness(t, "relay_networks = []")
 	d := h.dialImplicit(t)
@@ -376,7 +376,7 @@ func TestSASLResponseIsNotACommand(t *testing.T) {
 }
 
 // A STARTTLS whose handshake fails ends the session: go-smtp would go on
-// in plaintext, with the command filter stepped aside for TLS.
+// in plaintext over a stream in an unknown state.
 func TestFailedHandshakeEndsSession(t *testing.T) {
 	h := newTLSHarness(t, "relay_networks = []")
 	d := h.dial(session.Client{Addr: loopback.Addr})

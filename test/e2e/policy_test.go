@@ -72,10 +72,19 @@ func TestTooManyRecipients(t *testing.T) {
 // TestRelayTricks talks from 127.0.0.1 with relay_networks empty: the
 // client may send only to the local domain, and none of the classic
 // tricks gets mail for elsewhere past that.
+// TestRelayTricks runs in every mode (plaintext, after STARTTLS, under
+// implicit TLS) with the same expectations: most mail arrives over TLS.
 func TestRelayTricks(t *testing.T) {
+	for _, m := range testenv.Modes {
+		t.Run(string(m), func(t *testing.T) { relayTricks(t, m) })
+	}
+}
+
+func relayTricks(t *testing.T, m testenv.Mode) {
 	e := testenv.New(t)
 	e.Extra["smtp"] = `local_domains = ["mx.test.example", "local.example"]` + "\nrelay_networks = []\nmax_errors = 100"
 	e.WriteConfig()
+	e.UseMode(m)
 	addr := e.SocketActivate()
 
 	refused := []string{
@@ -100,7 +109,7 @@ func TestRelayTricks(t *testing.T) {
 		"<postmaster>",
 		"<postmaster@mx.test.example>",
 	}
-	d := testenv.Dial(t, addr, 220)
+	d := e.DialMode(addr)
 	d.Cmd("EHLO c.test", 250)
 	d.Cmd("MAIL FROM:<a@client.example>", 250)
 	for _, r := range refused {
@@ -111,7 +120,7 @@ func TestRelayTricks(t *testing.T) {
 	}
 	d.Cmd("QUIT", 221)
 
-	d = testenv.Dial(t, addr, 220)
+	d = e.DialMode(addr)
 	d.Cmd("EHLO c.test", 250)
 	d.Cmd("MAIL FROM:<a@client.example>", 250)
 	for _, r := range accepted {
