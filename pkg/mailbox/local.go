@@ -147,9 +147,9 @@ func (l *Local) mailbox(ctx context.Context, env *spool.Envelope, rcpt, name str
 		return err
 	}
 	if lc.Mailbox == "maildir" {
-		return DeliverMaildir(filepath.Join(lc.MaildirRoot, name), l.Config.Hostname, hdr, bytes.NewReader(content), now)
+		return DeliverMaildir(lc.MaildirRoot, name, l.Config.Hostname, hdr, bytes.NewReader(content), now)
 	}
-	return AppendMbox(filepath.Join(lc.MailSpool, name), MboxOptions{UID: uid}, env.From, hdr, bytes.NewReader(content), now)
+	return AppendMbox(lc.MailSpool, name, MboxOptions{UID: uid}, env.From, hdr, bytes.NewReader(content), now)
 }
 
 func (l *Local) lookup(name string) (int, error) {
@@ -190,7 +190,8 @@ func (l *Local) file(env *spool.Envelope, rcpt, path string, content []byte) err
 	if dir == "" || !strings.HasPrefix(clean, filepath.Clean(dir)+"/") {
 		return fmt.Errorf("5.7.1 file deliveries are allowed only inside [local] file_dir: %s", path)
 	}
-	return AppendMbox(clean, MboxOptions{UID: -1}, env.From, localHeader(env.From, rcpt), bytes.NewReader(content), time.Now())
+	rel := strings.TrimPrefix(clean, filepath.Clean(dir)+"/")
+	return AppendMbox(dir, rel, MboxOptions{UID: -1}, env.From, localHeader(env.From, rcpt), bytes.NewReader(content), time.Now())
 }
 
 // forward queues the message again for the addresses an alias named.
