@@ -177,3 +177,34 @@ ln -s %s hold && ln -s %s corrupt && ln -s %s/lock lock`, e.SpoolDir, elsewhere,
 		t.Errorf("qrun -once on a spool of links: exit 0\n%s", out)
 	}
 }
+
+// TestMboxHardLinkRefused: user mail links daemon's mailbox name to
+// nobody's mailbox. A real qrun refuses to deliver daemon's mail into it,
+// and qrun -check reports the link without offering to chown nobody's
+// mail to daemon.
+func TestMboxHardLinkRefused(t *testing.T) {
+	e, _, addr, mail := localEnv(t)
+	box := filepath.Join(mail, "nobody")
+	os.WriteFile(box, []byte("From a@b Thu Jan  1 00:00:00 2026\nSubject: private\n\nsecret\n\n"), 0o660)
+	os.Chmod(box, 0o660)
+	exec.Command("chown", "nobody:mail", box).Run()
+	asMail(t, fmt.Sprintf("ln %s %s/daemon", box, mail))
+	before, _ := os.ReadFile(box)
+
+	if err := smtp.SendMail(addr, nil, "s@client.example", []string{"daemon@mx.test.example"}, []byte("Subject: to daemon\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.Qrun("-once"); code != 0 && code != 69 {
+		t.Fatalf("qrun -once: %d %s\n%s", code, out, e.Log())
+	}
+	if after, _ := os.ReadFile(box); string(after) != string(before) {
+		t.Errorf("daemon's mail went into nobody's mailbox:\n%s", after)
+	}
+	if !strings.Contains(e.Log(), "hard links: refused") {
+		t.Errorf("the log does not say the linked mailbox was refused:\n%s", e.Log())
+	}
+	out, _ := e.Qrun("-check")
+	if !strings.Contains(out, filepath.Join(mail, "daemon")) || strings.Contains(out, "chown daemon") || strings.Contains(out, "chown 'daemon'") {
+		t.Errorf("qrun -check on a hard-linked mailbox:\n%s", out)
+	}
+}
