@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"smtp-bs/pkg/address"
 	"smtp-bs/pkg/aliases"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/delivery"
@@ -220,7 +221,7 @@ func validUser(name string) bool {
 }
 
 func domainOf(addr string) string {
-	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
+	return address.Lower(addr[strings.LastIndexByte(addr, '@')+1:])
 }
 
 func localOf(addr string) string {
@@ -252,10 +253,10 @@ func Known(cfg *config.Config, name string) error {
 	if tbl.Exists(name) || cfg.Local.Mailbox == "lmtp" {
 		return nil
 	}
-	if !validUser(strings.ToLower(name)) {
+	if !validUser(address.Lower(name)) {
 		return ErrUnknownRecipient
 	}
-	if _, err := LookupUser(strings.ToLower(name)); err != nil {
+	if _, err := LookupUser(address.Lower(name)); err != nil {
 		if errors.Is(err, ErrNoUser) {
 			return ErrUnknownRecipient
 		}
