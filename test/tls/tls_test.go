@@ -380,7 +380,7 @@ func TestAuthMemoryPerAttempt(t *testing.T) {
 	}
 	d.Cmd("EHLO c.test", 250)
 	before, _ := testenv.Status(pid, "VmHWM")
-	d.Cmd("AUTH PLAIN AGFsaWNlAHdyb25n", 535) // \0alice\0wrong: argon2id
+	d.Cmd("AUTH PLAIN AGFsaWNlAHdyb25n", 535)     // \0alice\0wrong: argon2id
 	d.Cmd("AUTH PLAIN AG5vYm9keQB3cm9uZw==", 535) // \0nobody\0wrong: the dummy
 	hwm, err := testenv.Status(pid, "VmHWM")
 	if err != nil {
