@@ -262,13 +262,23 @@ func (f *filter) dataEnd(b []byte) int {
 // should see.
 func (f *filter) command(line []byte) []byte {
 	body := bytes.TrimRight(line, "\r\n")
-	if bytes.ContainsAny(body, "\r\x00") {
-		// No command holds a bare CR or a NUL (RFC 5321 2.3.8), and
-		// go-smtp would echo them in its reply ("Hello a<CR>b", "Syntax
-		// errors, X<CR>Y command unrecognized"), breaking the client's
-		// reading of replies. An empty line gets "500 5.5.2 Error: bad
-		// syntax" and counts as a protocol error.
+	if hasControl(body) {
+		// No command holds a bare CR, a NUL or another control character
+		// (RFC 5321 2.3.8, 4.1.2), and go-smtp would echo them in its
+		// reply ("Hello a<ESC>[2J", "Syntax errors, X<CR>Y command
+		// unrecognized"): into the client's terminal or log, or breaking
+		// its reading of replies. An empty line gets "500 5.5.2 Error:
+		// bad syntax" and counts as a protocol error.
 		return []byte("\r\n")
+	}
+	word, _, _ := bytes.Cut(body, []byte(" "))
+	for _, c := range word {
+		if c >= 0x80 {
+			// A verb is ASCII. go-smtp upper-cases with Unicode rules, so
+			// "\xc5\xbftarttls" (U+017F) was STARTTLS to it and not to
+			// this filter: refuse it here so the two always agree.
+			return []byte("\r\n")
+		}
 	}
 	verb := body
 	if len(verb) > 4 {
@@ -307,6 +317,17 @@ func (f *filter) command(line []byte) []byte {
 		return f.rcpt(line, body)
 	}
 	return line
+}
+
+// hasControl reports whether a command line holds a C0 control character
+// other than TAB (go-smtp takes it for white space in places), or DEL.
+func hasControl(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // cmdArgs splits a command's arguments as go-smtp's parseCmd does: the
