@@ -340,3 +340,27 @@ func TestLargeMessage(t *testing.T) {
 		t.Error("large body changed on the way")
 	}
 }
+
+// TestUnreadableConfigNamedWithC: sendmail -C FILE where the user may not
+// read FILE fails with 78, as a missing FILE does, instead of falling
+// back to the defaults (and exit 75 when nothing listens there).
+func TestUnreadableConfigNamedWithC(t *testing.T) {
+	if !testenv.IsRoot() {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root; this test runs sendmail as nobody")
+		}
+		t.Skip("needs root (to run sendmail as another user)")
+	}
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // nobody must reach the file to be refused by it
+	}
+	cfg := filepath.Join(dir, "private.toml")
+	os.WriteFile(cfg, []byte("[local]\nsubmit_to = \"127.0.0.1:9\"\n"), 0o600)
+	for _, c := range []struct{ what, path string }{{"unreadable", cfg}, {"missing", filepath.Join(dir, "missing.toml")}} {
+		r := sendmail(t, "nobody", "Subject: x\n\nx\n", "-C", c.path, "root")
+		if r.code != 78 {
+			t.Errorf("%s -C config: exit %d, want 78: %s", c.what, r.code, r.stderr)
+		}
+	}
+}
