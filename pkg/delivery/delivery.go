@@ -29,6 +29,9 @@ type Result struct {
 	Rcpt   int          // index into the envelope's recipients
 	Status spool.Status // Sent, Deferred or Failed
 	Reply  string       // what the remote said, or why we could not ask
+	// Detail is for the log only, when Reply (which bounces quote to the
+	// sender) must not say it: local paths, program names, alias targets.
+	Detail string
 }
 
 // Destination is where a group of recipients goes in one transaction.

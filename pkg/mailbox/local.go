@@ -8,6 +8,7 @@ import (
 	"io"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -113,15 +114,33 @@ func (l *Local) one(ctx context.Context, tbl *aliases.Table, env *spool.Envelope
 	}
 	switch {
 	case len(tempErr) > 0:
-		return delivery.Result{Rcpt: idx, Status: spool.Deferred, Reply: strings.Join(tempErr, "; ")}
+		return delivery.Result{Rcpt: idx, Status: spool.Deferred, Reply: public(false, tempErr), Detail: strings.Join(tempErr, "; ")}
 	case len(permErr) > 0:
-		reply := strings.Join(permErr, "; ")
+		detail := strings.Join(permErr, "; ")
 		if len(done) > 0 {
-			reply += " (delivered to the others: " + strings.Join(done, ", ") + ")"
+			detail += " (delivered to the others: " + strings.Join(done, ", ") + ")"
 		}
-		return delivery.Result{Rcpt: idx, Status: spool.Failed, Reply: reply}
+		return delivery.Result{Rcpt: idx, Status: spool.Failed, Reply: public(true, permErr), Detail: detail}
 	}
 	return delivery.Result{Rcpt: idx, Status: spool.Sent, Reply: "delivered: " + strings.Join(done, ", ")}
+}
+
+// enhancedCode finds the status code an error text starts with.
+var enhancedCode = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}\b`)
+
+// public is what the sender hears of a failed local recipient: the status
+// code of the first error and no more. The errors name program_dir,
+// file_dir, mailbox paths and alias targets, which a (possibly hostile)
+// sender has no business reading; they go to the log (Result.Detail).
+func public(permanent bool, errs []string) string {
+	code, word := "4.3.0", "deferred"
+	if permanent {
+		code, word = "5.0.0", "refused"
+	}
+	if m := enhancedCode.FindString(errs[0]); m != "" && m[0] == code[0] {
+		code = m
+	}
+	return code + " local delivery " + word
 }
 
 func (l *Local) mailbox(ctx context.Context, env *spool.Envelope, rcpt, name string, content []byte) error {

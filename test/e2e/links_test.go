@@ -208,3 +208,34 @@ func TestMboxHardLinkRefused(t *testing.T) {
 		t.Errorf("qrun -check on a hard-linked mailbox:\n%s", out)
 	}
 }
+
+// TestRefusedAliasTargetBounceSaysLittle: an alias whose program is not in
+// program_dir bounces. The sender (maybe hostile) reads only "local
+// delivery refused", not program_dir's path or the program's name; the
+// log has the detail.
+func TestRefusedAliasTargetBounceSaysLittle(t *testing.T) {
+	e, sink, addr, _ := localEnv(t)
+	progs := filepath.Join(e.Dir, "smrsh-secret-dir")
+	os.Mkdir(progs, 0o755)
+	aliases := filepath.Join(e.Dir, "aliases")
+	os.WriteFile(aliases, []byte("vac: |/usr/bin/hidden-tool --flag\n"), 0o644)
+	e.Extra["local"] += fmt.Sprintf("program_dir = %q\n", progs)
+	e.WriteConfig()
+	if err := smtp.SendMail(addr, nil, "s@client.example", []string{"vac@mx.test.example"}, []byte("Subject: v\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := e.Qrun("-once"); code != 0 && code != 69 {
+		t.Fatalf("qrun -once: %d %s\n%s", code, out, e.Log())
+	}
+	msgs := sink.Messages()
+	if len(msgs) != 1 || msgs[0].Rcpts[0] != "s@client.example" {
+		t.Fatalf("want one bounce to the sender, got %+v\n%s", msgs, e.Log())
+	}
+	dsn := string(msgs[0].Data)
+	if !strings.Contains(dsn, "local delivery refused") || strings.Contains(dsn, "smrsh-secret-dir") || strings.Contains(dsn, "hidden-tool") {
+		t.Errorf("the bounce says too much or not enough:\n%s", dsn)
+	}
+	if log := e.Log(); !strings.Contains(log, "smrsh-secret-dir") || !strings.Contains(log, "hidden-tool") {
+		t.Errorf("the log lacks the detail:\n%s", log)
+	}
+}
