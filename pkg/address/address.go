@@ -87,10 +87,11 @@ func Check(addr string) (Address, error) {
 	case strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, ".."):
 		return bad("local part is not a dot-string")
 	}
-	// The one folding rule (Lower): ASCII letters only, so that U+0130 İ
-	// or the Kelvin sign never become an ASCII letter here and another
-	// on the way.
-	domain = Lower(domain)
+	// Lower case first, then check: a few letters grow when lowered
+	// (U+0130 İ is two bytes, its lower case three), and the limits hold
+	// for what is stored and sent on. (Domains fold as IDNA does; local
+	// parts fold by Lower, ASCII only.)
+	domain = strings.ToLower(domain)
 	if err := checkDomain(domain); err != nil {
 		return bad(err.Error())
 	}
@@ -153,8 +154,8 @@ func sanitize(s string) string {
 }
 
 // Lower folds ASCII letters to lower case and leaves every other byte
-// alone. It is the one case rule for local parts and domains, the same
-// as EqualFold's: strings.ToLower maps U+0130 İ to "i", so "ALİCE"
+// alone. It is the one case rule for local parts, the same as
+// EqualFold's: strings.ToLower maps U+0130 İ to "i", so "ALİCE"
 // would reach alice's mailbox and "İNFO" expand the info alias.
 func Lower(s string) string {
 	for i := 0; i < len(s); i++ {

@@ -428,7 +428,7 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 		c.SMTP.LocalDomains = nil
 	}
 	for i, d := range c.SMTP.LocalDomains {
-		d = address.Lower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
 		if d == "" || strings.ContainsAny(d, " \t@[]<>") {
 			return bad(fmt.Sprintf("%q is not a domain", c.SMTP.LocalDomains[i]), "smtp", "local_domains")
 		}
@@ -610,7 +610,7 @@ func (c *Config) validateTLSAuth(bad func(msg string, key ...string) error) erro
 func (c *Config) validateLocal(bad func(string, ...string) error) error {
 	l := &c.Local
 	for i, d := range l.Domains {
-		d = address.Lower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+		d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
 		if d == "" || strings.ContainsAny(d, " \t@[]<>") {
 			return bad(fmt.Sprintf("%q is not a domain", l.Domains[i]), "local", "domains")
 		}

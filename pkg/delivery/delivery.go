@@ -139,7 +139,7 @@ const loopKey = "loop:"
 // Route says where rcpt goes: a route for its domain (or a parent domain
 // written with a leading dot), else the smarthosts, else its MX.
 func (t *Transport) Route(rcpt string) Destination {
-	domain := address.Lower(rcpt[strings.LastIndexByte(rcpt, '@')+1:])
+	domain := strings.ToLower(rcpt[strings.LastIndexByte(rcpt, '@')+1:])
 	if hop, ok := t.route(domain); ok {
 		return Destination{Key: "route:" + hop, Hops: []string{hop}, Relay: true, TLS: t.o.SmarthostTLS}
 	}

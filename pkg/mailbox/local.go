@@ -240,7 +240,7 @@ func validUser(name string) bool {
 }
 
 func domainOf(addr string) string {
-	return address.Lower(addr[strings.LastIndexByte(addr, '@')+1:])
+	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
 }
 
 func localOf(addr string) string {

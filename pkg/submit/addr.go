@@ -174,7 +174,7 @@ func hasDomain(addr string) bool {
 // dedupKey compares addresses with the domain in any case, as SMTP does.
 func dedupKey(addr string) string {
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		return addr[:i] + "@" + address.Lower(addr[i+1:])
+		return addr[:i] + "@" + strings.ToLower(addr[i+1:])
 	}
 	return addr
 }
