@@ -138,9 +138,9 @@ func Open(dir string, ops Ops) (*Spool, error) {
 }
 
 // Create makes the spool directory tree (mode 0700) if it is missing, then
-// opens it. Each subdirectory and the lockfile are made or opened without
-// following a symbolic link, so an existing tree with a link in it fails
-// here instead of being reported ready.
+// opens it. Each subdirectory is made or opened without following a
+// symbolic link, and Open refuses a lockfile that is one, so an existing
+// tree with a link in it fails here instead of being reported ready.
 func Create(dir string, ops Ops) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: create %s: %w", dir, err)
@@ -157,11 +157,8 @@ func Create(dir string, ops Ops) (*Spool, error) {
 		}
 		sub.Close()
 	}
-	f, err := root.OpenFile(lockName, unix.O_RDWR|unix.O_CREAT, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("spool: create %s: %w", dir, err)
-	}
-	f.Close()
+	// The lockfile is left to the first qrun (its owner shows who ran
+	// it); Open refuses one that is a link.
 	return Open(dir, ops)
 }
 
