@@ -196,7 +196,7 @@ func loadSecrets(cfg *config.Config, srv *session.Server, log *maillog.Logger) i
 	}
 	srv.TLS = tc
 	if f := cfg.Auth.CredentialsFile; f != "" {
-		creds, err := auth.Load(f)
+		creds, err := auth.Load(f, auth.Limits{MemoryKiB: uint32(cfg.Auth.MaxHashMemoryKiB), Passes: uint32(cfg.Auth.MaxHashPasses), BcryptCost: cfg.Auth.MaxBcryptCost})
 		if err != nil {
 			log.Event(maillog.Error, "error", "stage", "auth", "err", err)
 			return sysexits.Config

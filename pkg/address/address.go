@@ -89,7 +89,8 @@ func Check(addr string) (Address, error) {
 	}
 	// Lower case first, then check: a few letters grow when lowered
 	// (U+0130 İ is two bytes, its lower case three), and the limits hold
-	// for what is stored and sent on.
+	// for what is stored and sent on. (Domains fold as IDNA does; local
+	// parts fold by Lower, ASCII only.)
 	domain = strings.ToLower(domain)
 	if err := checkDomain(domain); err != nil {
 		return bad(err.Error())
@@ -150,6 +151,25 @@ func sanitize(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// Lower folds ASCII letters to lower case and leaves every other byte
+// alone. It is the one case rule for local parts, the same as
+// EqualFold's: strings.ToLower maps U+0130 İ to "i", so "ALİCE"
+// would reach alice's mailbox and "İNFO" expand the info alias.
+func Lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 // EqualFold reports whether a and b are equal with ASCII letters folded

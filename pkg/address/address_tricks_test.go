@@ -72,3 +72,14 @@ func TestLongLocalParts(t *testing.T) {
 		t.Error("a path over 256 octets was accepted")
 	}
 }
+
+func TestLowerIsASCIIOnly(t *testing.T) {
+	for in, want := range map[string]string{"ALICE": "alice", "ALİCE": "alİce", "Kelvin\u212a": "kelvin\u212a", "straße": "straße", "": ""} {
+		if got := Lower(in); got != want {
+			t.Errorf("Lower(%q) = %q, want %q", in, got, want)
+		}
+		if !EqualFold(Lower(in), in) {
+			t.Errorf("EqualFold(Lower(%q), %q) is false: two rules", in, in)
+		}
+	}
+}

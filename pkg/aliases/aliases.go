@@ -19,6 +19,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"smtp-bs/pkg/address"
 )
 
 // Limits that keep a hostile or broken file from costing much.
@@ -109,7 +111,7 @@ func (t *Table) parse(file string, r io.Reader) error {
 		}
 		defer cur.Reset()
 		name, val, ok := strings.Cut(cur.String(), ":")
-		name = strings.ToLower(strings.TrimSpace(name))
+		name = address.Lower(strings.TrimSpace(name))
 		if !ok || name == "" || strings.ContainsAny(name, " \t,\"") {
 			return &Error{File: file, Line: curLine, Msg: "want \"name: value, value\""}
 		}
@@ -185,7 +187,7 @@ func split(s string) ([]string, error) {
 
 // Exists reports whether name is an alias.
 func (t *Table) Exists(name string) bool {
-	_, ok := t.m[strings.ToLower(name)]
+	_, ok := t.m[address.Lower(name)]
 	return ok
 }
 
@@ -223,7 +225,7 @@ func (t *Table) Expand(name string, isLocal func(domain string) bool) ([]Target,
 			return add(Target{Kind: Program, Value: strings.TrimSpace(v[1:])})
 		case strings.HasPrefix(v, "/"):
 			return add(Target{Kind: File, Value: v})
-		case strings.HasPrefix(strings.ToLower(v), ":include:"):
+		case strings.HasPrefix(address.Lower(v), ":include:"):
 			vals, err := readInclude(strings.TrimSpace(v[len(":include:"):]))
 			if err != nil {
 				return err
@@ -235,7 +237,7 @@ func (t *Table) Expand(name string, isLocal func(domain string) bool) ([]Target,
 			}
 			return nil
 		case strings.HasPrefix(v, "\\"):
-			return add(Target{Kind: Mailbox, Value: strings.ToLower(v[1:])})
+			return add(Target{Kind: Mailbox, Value: address.Lower(v[1:])})
 		}
 		return walkName(v, depth, chain)
 	}
@@ -247,7 +249,7 @@ func (t *Table) Expand(name string, isLocal func(domain string) bool) ([]Target,
 			}
 			local = v[:at]
 		}
-		key := strings.ToLower(local)
+		key := address.Lower(local)
 		vals, ok := t.m[key]
 		if !ok || chain[key] {
 			if ok {

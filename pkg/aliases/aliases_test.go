@@ -149,3 +149,26 @@ func TestExpandFanOutIsLinear(t *testing.T) {
 		t.Errorf("%d visits for %d aliases of %d names each", visits, levels, fan)
 	}
 }
+
+// TestFoldingIsASCIIOnly: "İNFO" (U+0130) is not "info", though
+// strings.ToLower makes it so; "INFO" is.
+func TestFoldingIsASCIIOnly(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "aliases")
+	os.WriteFile(p, []byte("info: nobody\n"), 0o644)
+	tbl, err := Load(p, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tbl.Exists("INFO") || tbl.Exists("İNFO") || tbl.Exists("ınfo") {
+		t.Errorf("Exists: INFO %v, İNFO %v, ınfo %v; want true, false, false", tbl.Exists("INFO"), tbl.Exists("İNFO"), tbl.Exists("ınfo"))
+	}
+	got, err := tbl.Expand("İNFO", func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range got {
+		if tg.Value == "nobody" {
+			t.Errorf("İNFO expanded the info alias: %v", got)
+		}
+	}
+}

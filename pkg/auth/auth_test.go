@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -79,9 +81,81 @@ func TestHashRoundTrip(t *testing.T) {
 	}
 }
 
-func TestDummyParses(t *testing.T) {
-	if dummy() == nil {
-		t.Fatal("the dummy hash for unknown users does not parse")
+// allocated is what f allocates on the heap, in bytes: a check's memory
+// is argon2id's m, allocated once per check.
+func allocated(f func()) uint64 {
+	var a, b runtime.MemStats
+	runtime.ReadMemStats(&a)
+	f()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
+}
+
+// TestUnknownUserCostsTheSame: the check for an unknown user costs what a
+// wrong password for a known one costs (its memory, here), whatever the
+// file's hashes are, so neither time nor memory tells which users exist.
+func TestUnknownUserCostsTheSame(t *testing.T) {
+	cheap := "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHRzYWx0$" + strings.Repeat("A", 43)
+	bc, _ := Hash(Bcrypt, "x")
+	def, _ := Hash(Argon2id, "x")
+	for _, h := range []string{cheap, bc, def} {
+		c, err := Parse("t", strings.NewReader("alice:"+h+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		known := allocated(func() { c.Verify("alice", "wrong") })
+		unknown := allocated(func() { c.Verify("nobody", "wrong") })
+		if unknown > known+known/10+64<<10 || unknown < known-known/10 {
+			t.Errorf("%.20s: an unknown user allocates %d bytes, a wrong password %d", h, unknown, known)
+		}
+	}
+}
+
+// TestDefaultHashIsAffordable: -hash-password's argon2id fits the default
+// cap, and one check allocates no more than 16 MiB (it was 64 MiB with 4
+// lanes: 140 MB of RSS per attempt).
+func TestDefaultHashIsAffordable(t *testing.T) {
+	h, _ := Hash(Argon2id, "pw")
+	p := filepath.Join(t.TempDir(), "credentials")
+	os.WriteFile(p, []byte("alice:"+h+"\n"), 0o600)
+	c, err := Load(p, DefaultLimits)
+	if err != nil {
+		t.Fatalf("the default hash is above the default cap: %v", err)
+	}
+	if n := allocated(func() { c.Verify("alice", "wrong") }); n > 16<<20 {
+		t.Errorf("one check allocates %d MiB", n>>20)
+	}
+}
+
+// TestLoadRefusesCostAboveCap: a line costlier than the cap is refused,
+// naming its line and the key that sets the cap.
+func TestLoadRefusesCostAboveCap(t *testing.T) {
+	big := "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$" + strings.Repeat("A", 43)
+	slow := "$argon2id$v=19$m=8192,t=12,p=1$c2FsdHNhbHRzYWx0$" + strings.Repeat("A", 43)
+	const bc13 = "$2a$13$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+	ok, _ := Hash(Argon2id, "x")
+	for _, c := range []struct{ line, key string }{{big, "max_hash_memory_kib"}, {slow, "max_hash_passes"}, {bc13, "max_bcrypt_cost"}} {
+		p := filepath.Join(t.TempDir(), "credentials")
+		os.WriteFile(p, []byte("alice:"+ok+"\n# next\nbob:"+c.line+"\n"), 0o600)
+		_, err := Load(p, DefaultLimits)
+		var e *Error
+		if !errors.As(err, &e) || e.Line != 3 || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%s: got %v, want an error on line 3 naming %s", c.key, err, c.key)
+		}
+	}
+}
+
+// BenchmarkVerify measures one check of -hash-password's hashes (the
+// figures in README's security section: go test -bench Verify -benchmem).
+func BenchmarkVerify(b *testing.B) {
+	for _, scheme := range []string{Argon2id, Bcrypt} {
+		h, _ := Hash(scheme, "pw")
+		c, _ := Parse("t", strings.NewReader("alice:"+h+"\n"))
+		b.Run(scheme, func(b *testing.B) {
+			for b.Loop() {
+				c.Verify("alice", "wrong")
+			}
+		})
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -29,6 +28,10 @@ const maxFile = 16 << 20
 // Credentials are the users of a credentials file.
 type Credentials struct {
 	users map[string]*hash
+	lines map[string]int // each user's line, for errors
+	// costliest is the most expensive hash in the file: unknown users get
+	// a check of its cost (burn), so timing tells no user names.
+	costliest *hash
 }
 
 // Error is a bad credentials file; Line is 0 when the whole file is at
@@ -46,17 +49,36 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("credentials %s: %s", e.Path, e.Msg)
 }
 
-// Load reads a credentials file.
-func Load(path string) (*Credentials, error) {
+// Load reads a credentials file, refusing a hash that costs more than
+// limits allow.
+func Load(path string, limits Limits) (*Credentials, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &Error{Path: path, Msg: err.Error()}
 	}
 	defer f.Close()
-	return Parse(path, f)
+	c, err := Parse(path, f)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.check(path, limits); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
-// Parse reads credentials from r (named path in errors).
+// check refuses the first line whose hash costs more than limits allow.
+func (c *Credentials) check(path string, limits Limits) error {
+	for user, h := range c.users {
+		if why := h.within(limits); why != "" {
+			return &Error{Path: path, Line: c.lines[user], Msg: fmt.Sprintf("user %q: %s", user, why)}
+		}
+	}
+	return nil
+}
+
+// Parse reads credentials from r (named path in errors). It applies no
+// cost limits: Load does.
 func Parse(path string, r io.Reader) (*Credentials, error) {
 	src, err := io.ReadAll(io.LimitReader(r, maxFile+1))
 	if err != nil {
@@ -65,7 +87,7 @@ func Parse(path string, r io.Reader) (*Credentials, error) {
 	if len(src) > maxFile {
 		return nil, &Error{Path: path, Msg: fmt.Sprintf("larger than %d bytes", maxFile)}
 	}
-	c := &Credentials{users: map[string]*hash{}}
+	c := &Credentials{users: map[string]*hash{}, lines: map[string]int{}}
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	sc.Buffer(make([]byte, 0, 4096), maxFile)
 	for n := 1; sc.Scan(); n++ {
@@ -90,6 +112,10 @@ func Parse(path string, r io.Reader) (*Credentials, error) {
 			return nil, bad(fmt.Sprintf("user %q: %v", user, err))
 		}
 		c.users[user] = parsed
+		c.lines[user] = n
+		if c.costliest == nil || parsed.weight() > c.costliest.weight() {
+			c.costliest = parsed
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, &Error{Path: path, Msg: err.Error()}
@@ -120,20 +146,15 @@ func (c *Credentials) Len() int { return len(c.users) }
 // Has reports whether user is in the file.
 func (c *Credentials) Has(user string) bool { _, ok := c.users[user]; return ok }
 
-// dummy is verified for unknown users, so that a miss costs as long as a
-// wrong password and does not tell which user names exist. Parsed on first
-// use: most sessions never see AUTH, and each pays for its process's start.
-var dummy = sync.OnceValue(func() *hash {
-	h, _ := parseHash("$argon2id$v=19$m=65536,t=3,p=4$c210cC1icyBkdW1teSBzYWx0$R2lZ2fJdfVPhK2xJQkRB4Qh8b0m0pYQmcZ1hZ1b7wXw")
-	return h
-})
-
-// Verify reports whether password is user's.
+// Verify reports whether password is user's. An unknown user costs a
+// check of the file's costliest hash, so that a miss takes as long (and
+// as much memory) as a wrong password and does not tell which user names
+// exist.
 func (c *Credentials) Verify(user, password string) bool {
 	h, ok := c.users[user]
 	if !ok {
-		if d := dummy(); d != nil {
-			d.verify(password)
+		if c.costliest != nil {
+			c.costliest.burn(password)
 		}
 		return false
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -13,14 +14,20 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// The argon2id parameters of new hashes: RFC 9106's second recommended
-// option (64 MiB, 3 passes), with 4 lanes.
+// The argon2id parameters of new hashes: OWASP's m=7 MiB, t=5, p=1, not
+// RFC 9106's 64 MiB. Every AUTH attempt pays one check, a wrong password
+// or an unknown user alike, on a port anyone can reach: at 64 MiB and 4
+// lanes one check took 140 MB of RSS and 255 ms, and the shipped
+// submission socket allows 32 sessions at once. README's security section
+// gives the measured figures (BenchmarkVerify and hostile's
+// TestAuthMemory measure them).
 const (
-	argonTime    = 3
-	argonMemory  = 64 << 10 // KiB
-	argonThreads = 4
+	argonTime    = 5
+	argonMemory  = 7 << 10 // KiB
+	argonThreads = 1
 	argonKeyLen  = 32
 	argonSaltLen = 16
+	bcryptCost   = 10
 )
 
 // Bounds on the parameters a credentials file may ask for, so that a
@@ -54,7 +61,7 @@ func Hash(scheme, password string) (string, error) {
 		if len(password) > 72 {
 			return "", errors.New("bcrypt uses only the first 72 bytes of a password: use argon2id")
 		}
-		h, err := bcrypt.GenerateFromPassword([]byte(password), 12)
+		h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
 		return string(h), err
 	}
 	return "", fmt.Errorf("unknown hash scheme %q (want %s or %s)", scheme, Argon2id, Bcrypt)
@@ -65,6 +72,7 @@ var b64 = base64.RawStdEncoding
 // hash is one parsed password hash.
 type hash struct {
 	bcrypt []byte // the whole bcrypt string, or nil
+	cost   int    // bcrypt's
 
 	// argon2id
 	salt, key []byte
@@ -84,7 +92,7 @@ func parseHash(s string) (*hash, error) {
 		if cost > maxBcryptCost {
 			return nil, fmt.Errorf("bcrypt cost %d is above %d", cost, maxBcryptCost)
 		}
-		return &hash{bcrypt: []byte(s)}, nil
+		return &hash{bcrypt: []byte(s), cost: cost}, nil
 	case strings.HasPrefix(s, "$argon2id$"):
 		return parseArgon2id(s)
 	case strings.HasPrefix(s, "$argon2i$"), strings.HasPrefix(s, "$argon2d$"):
@@ -142,6 +150,57 @@ func parseArgon2id(s string) (*hash, error) {
 	return h, nil
 }
 
+// Limits caps what one check may cost: a credentials line above them is
+// refused when the file is read, so a pasted hash from elsewhere cannot
+// make every AUTH attempt on an open port cost hundreds of megabytes.
+type Limits struct {
+	MemoryKiB  uint32 // argon2id m
+	Passes     uint32 // argon2id t
+	BcryptCost int
+}
+
+// DefaultLimits fit the hashes -hash-password makes, with some room.
+var DefaultLimits = Limits{MemoryKiB: 16 << 10, Passes: 8, BcryptCost: 12}
+
+// within says why h costs more than l allows, or "".
+func (h *hash) within(l Limits) string {
+	switch {
+	case h.bcrypt != nil && h.cost > l.BcryptCost:
+		return fmt.Sprintf("bcrypt cost %d is above [auth] max_bcrypt_cost %d", h.cost, l.BcryptCost)
+	case h.bcrypt == nil && h.mem > l.MemoryKiB:
+		return fmt.Sprintf("argon2id m=%d KiB is above [auth] max_hash_memory_kib %d (make a new hash with smtp-bs -hash-password)", h.mem, l.MemoryKiB)
+	case h.bcrypt == nil && h.time > l.Passes:
+		return fmt.Sprintf("argon2id t=%d is above [auth] max_hash_passes %d", h.time, l.Passes)
+	}
+	return ""
+}
+
+// weight orders hashes by what a check costs, to pick the dummy's.
+func (h *hash) weight() uint64 {
+	if h.bcrypt != nil {
+		return 1 << uint(h.cost) // about 2^cost Blowfish setups
+	}
+	return uint64(h.mem) * uint64(h.time)
+}
+
+// burn does the work of a check of h for a password that cannot match:
+// the dummy for unknown users, with h's parameters, so that a miss costs
+// what a wrong password costs.
+func (h *hash) burn(password string) {
+	if h.bcrypt != nil {
+		bcrypt.GenerateFromPassword([]byte(password), h.cost) // the same key setup as a compare
+		return
+	}
+	argon2.IDKey([]byte(password), []byte("smtp-bs dummy salt"), h.time, h.mem, h.threads, uint32(len(h.key)))
+	release()
+}
+
+// release collects argon2id's memory at once, so that the next check
+// reuses it: left to the collector's pace, a second AUTH in the session
+// found the first one's blocks still live and the process peaked at two
+// checks' worth (33 MB instead of 20 with m=12 MiB).
+func release() { runtime.GC() }
+
 // verify reports whether password matches, in time that does not depend
 // on where the two differ.
 func (h *hash) verify(password string) bool {
@@ -149,5 +208,6 @@ func (h *hash) verify(password string) bool {
 		return bcrypt.CompareHashAndPassword(h.bcrypt, []byte(password)) == nil
 	}
 	key := argon2.IDKey([]byte(password), h.salt, h.time, h.mem, h.threads, uint32(len(h.key)))
+	release()
 	return subtle.ConstantTimeCompare(key, h.key) == 1
 }

@@ -571,25 +571,77 @@ func (au *auditor) mailSpool(dir string) {
 	}
 	n := 0
 	for _, e := range ents {
-		if !e.Type().IsRegular() || strings.HasSuffix(e.Name(), ".lock") {
-			continue
-		}
 		p := filepath.Join(dir, e.Name())
 		fst, ok := au.lstat(p)
 		if !ok {
 			continue
 		}
-		n++
-		u, err := au.Lookup(e.Name())
-		switch {
-		case err != nil:
-			au.note("%s: no user %s owns this mailbox", p, e.Name())
-		case int(fst.Uid) != u.UID || fst.Mode&0o007 != 0 || !au.id.can(fst, 0o2):
-			au.fail(Permission, p, fmt.Sprintf("mailbox is %s %s; want %s:%s 0660", owner(fst), perm(fst), e.Name(), au.groupName()),
-				fmt.Sprintf("chown %s:%s %s && chmod 0660 %s", quote(e.Name()), au.groupName(), quote(p), quote(p)))
+		if strings.HasSuffix(e.Name(), ".lock") && fst.Mode&syscall.S_IFMT == syscall.S_IFREG {
+			continue // a writer's dot-lock
 		}
+		n++
+		au.mailbox(dir, e.Name(), fst)
 	}
-	au.ok("mail spool %s: %s %s, %s", dir, owner(st), perm(st), count(n, "mailbox"))
+	au.ok("mail spool %s: %s %s, %s checked", dir, owner(st), perm(st), count(n, "entry"))
+}
+
+// mailbox audits one entry of the mail spool directory. Delivery refuses
+// a mailbox that is not a regular file, has more than one link, or
+// belongs to another user; each fix here is one that cannot hand a
+// mailbox to someone else: a chown is offered only for a single-link
+// file that is no user's yet (root's or the run user's), and anything
+// else is removed (a link's name) or moved aside into a root-only
+// directory next to the spool for a person to look at.
+func (au *auditor) mailbox(dir, name string, st *syscall.Stat_t) {
+	p := filepath.Join(dir, name)
+	asideDir := dir + ".aside"
+	aside := fmt.Sprintf("install -d -m 0700 %s && mv --backup=numbered -- %s %s/", quote(asideDir), quote(p), quote(asideDir))
+	refused := "delivery refuses it"
+	switch typ := st.Mode & syscall.S_IFMT; {
+	case typ == syscall.S_IFLNK:
+		au.fail(Permission, p, "mailbox is a symbolic link; "+refused, "rm -- "+quote(p))
+		return
+	case typ == syscall.S_IFDIR:
+		au.fail(Permission, p, "mailbox is a directory; "+refused, aside)
+		return
+	case typ != syscall.S_IFREG:
+		au.fail(Permission, p, fmt.Sprintf("mailbox is not a regular file (%s); %s", fileType(typ), refused), aside)
+		return
+	}
+	u, err := au.Lookup(name)
+	if err != nil {
+		au.note("%s: no user %s owns this mailbox", p, name)
+		return
+	}
+	switch {
+	case st.Nlink > 1 && int(st.Uid) == u.UID:
+		// The user's own file with another name elsewhere: give the user
+		// a fresh single-link copy; the other names keep the old one.
+		tmp := p + ".unlinked"
+		au.fail(Permission, p, fmt.Sprintf("mailbox has %d hard links: another name reaches %s's mail; %s", st.Nlink, name, refused),
+			fmt.Sprintf("cp -p -- %s %s && mv -- %s %s", quote(p), quote(tmp), quote(tmp), quote(p)))
+	case st.Nlink > 1:
+		// A name for someone else's file: removing the name loses no mail.
+		au.fail(Permission, p, fmt.Sprintf("mailbox has %d hard links and belongs to %s, not %s: a link to another mailbox; %s", st.Nlink, userName(st.Uid), name, refused),
+			"rm -- "+quote(p))
+	case int(st.Uid) != u.UID && st.Uid != 0 && int(st.Uid) != au.id.UID:
+		au.fail(Permission, p, fmt.Sprintf("mailbox belongs to %s, not %s: giving it to %s would hand over another's mail; %s", userName(st.Uid), name, name, refused), aside)
+	case int(st.Uid) != u.UID || st.Mode&0o007 != 0 || !au.id.can(st, 0o2):
+		au.fail(Permission, p, fmt.Sprintf("mailbox is %s %s; want %s:%s 0660", owner(st), perm(st), name, au.groupName()),
+			fmt.Sprintf("chown %s:%s %s && chmod 0660 %s", quote(name), au.groupName(), quote(p), quote(p)))
+	}
+}
+
+func fileType(typ uint32) string {
+	switch typ {
+	case syscall.S_IFIFO:
+		return "a FIFO"
+	case syscall.S_IFSOCK:
+		return "a socket"
+	case syscall.S_IFCHR, syscall.S_IFBLK:
+		return "a device"
+	}
+	return fmt.Sprintf("type %o", typ)
 }
 
 // rootFile checks a file only root may change and the run user must read;
@@ -795,6 +847,12 @@ func whoami() string { return userName(uint32(os.Geteuid())) }
 func count(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
+	}
+	switch {
+	case strings.HasSuffix(what, "y"):
+		what = what[:len(what)-1] + "ie"
+	case strings.HasSuffix(what, "x"), strings.HasSuffix(what, "s"), strings.HasSuffix(what, "sh"), strings.HasSuffix(what, "ch"):
+		what += "e"
 	}
 	return strconv.Itoa(n) + " " + what + "s"
 }

@@ -297,6 +297,33 @@ func TestEachProblemAndItsFix(t *testing.T) {
 		}, 77, "chown root:root"},
 		{"program directory writable by mail", func(in *install) string { sh(t, "chown mail "+in.progs); return in.progs }, 77, "chmod go-w"},
 		{"auth file owned by root", func(in *install) string { sh(t, "chown root:root "+in.auth); return in.auth }, 77, "chown mail:mail"},
+		// What user mail (or group mail) can do in the mail spool: the fix
+		// must never chown one user's mail to another (notFix below).
+		{"mailbox hard link to another's", func(in *install) string {
+			asMail(t, "ln "+filepath.Join(in.mail, "nobody")+" "+filepath.Join(in.mail, "daemon"))
+			return filepath.Join(in.mail, "daemon")
+		}, 77, "rm -- "},
+		{"own mailbox with a second name", func(in *install) string {
+			asMail(t, "mkdir "+filepath.Join(in.mail, "x")+" && ln "+filepath.Join(in.mail, "nobody")+" "+filepath.Join(in.mail, "x", "copy"))
+			return filepath.Join(in.mail, "nobody")
+		}, 77, "cp -p"},
+		{"mailbox symlink", func(in *install) string {
+			asMail(t, "ln -s /etc/shadow "+filepath.Join(in.mail, "daemon"))
+			return filepath.Join(in.mail, "daemon")
+		}, 77, "rm -- "},
+		{"mailbox FIFO", func(in *install) string {
+			asMail(t, "mkfifo "+filepath.Join(in.mail, "daemon"))
+			return filepath.Join(in.mail, "daemon")
+		}, 77, "mv --backup"},
+		{"mailbox directory", func(in *install) string {
+			asMail(t, "mkdir "+filepath.Join(in.mail, "daemon"))
+			return filepath.Join(in.mail, "daemon")
+		}, 77, "mv --backup"},
+		{"mailbox of another user", func(in *install) string {
+			p := filepath.Join(in.mail, "daemon")
+			write(t, p, "From x\n", 0o660, "nobody:mail")
+			return p
+		}, 77, "mv --backup"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -318,6 +345,9 @@ func TestEachProblemAndItsFix(t *testing.T) {
 				t.Fatalf("no finding for %s with a fix containing %q:\n%s", path, c.fix, out.String())
 			}
 			for _, f := range rep.Findings {
+				if strings.Contains(f.Fix, "chown daemon") {
+					t.Errorf("a fix hands a mailbox to daemon: %s", f.Fix)
+				}
 				sh(t, f.Fix)
 			}
 			if rep := in.audit(t).Run(); len(rep.Findings) > 0 {
@@ -376,6 +406,28 @@ func TestRunUser(t *testing.T) {
 	rep = a.Run()
 	if rep.Exit() != sysexits.Config || !strings.Contains(rep.Findings[0].Problem, "root") {
 		t.Errorf("uid 0: %+v", rep.Findings)
+	}
+}
+
+// asMail runs a shell command as user mail, as the red team did.
+func asMail(t *testing.T, cmd string) {
+	t.Helper()
+	id, err := privilege.Lookup("mail")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command("sh", "-c", cmd)
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID)}}
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("as mail: %s: %v\n%s", cmd, err, out)
+	}
+}
+
+func TestCount(t *testing.T) {
+	for n, want := range map[string]string{"mailbox": "2 mailboxes", "entry": "2 entries", "file": "2 files"} {
+		if got := count(2, n); got != want {
+			t.Errorf("count(2, %q) = %q, want %q", n, got, want)
+		}
 	}
 }
 

@@ -216,6 +216,11 @@ type Auth struct {
 	FailureDelay Duration `toml:"failure_delay"`
 	// MaxFailures failed AUTH attempts end the session (421).
 	MaxFailures int `toml:"max_failures"`
+	// The most one password check may cost: a credentials line above
+	// these is refused at startup (every AUTH attempt pays one check).
+	MaxHashMemoryKiB int `toml:"max_hash_memory_kib"` // argon2id m
+	MaxHashPasses    int `toml:"max_hash_passes"`     // argon2id t
+	MaxBcryptCost    int `toml:"max_bcrypt_cost"`
 	// Senders maps a user to the envelope senders it may use: whole
 	// addresses, or "@domain" for any address in a domain. A user without
 	// an entry may use its own name when that is an address, or
@@ -327,8 +332,11 @@ func Default() *Config {
 			DenyFile:  "/etc/hosts.deny",
 		},
 		Auth: Auth{
-			FailureDelay: Duration{2 * time.Second},
-			MaxFailures:  3,
+			FailureDelay:     Duration{2 * time.Second},
+			MaxFailures:      3,
+			MaxHashMemoryKiB: 16 << 10,
+			MaxHashPasses:    8,
+			MaxBcryptCost:    12,
 		},
 	}
 }
@@ -622,6 +630,14 @@ func (c *Config) validateTLSAuth(bad func(msg string, key ...string) error) erro
 	}
 	if c.Auth.MaxFailures <= 0 {
 		return bad("must be positive", "auth", "max_failures")
+	}
+	for _, k := range []struct {
+		v, lo, hi int
+		key       string
+	}{{c.Auth.MaxHashMemoryKiB, 8, 1 << 20, "max_hash_memory_kib"}, {c.Auth.MaxHashPasses, 1, 64, "max_hash_passes"}, {c.Auth.MaxBcryptCost, 4, 16, "max_bcrypt_cost"}} {
+		if k.v < k.lo || k.v > k.hi {
+			return bad(fmt.Sprintf("must be %d to %d", k.lo, k.hi), "auth", k.key)
+		}
 	}
 	for user, senders := range c.Auth.Senders {
 		if user == "" || strings.ContainsAny(user, ": \t") {

@@ -34,6 +34,9 @@ type Result struct {
 	DSNOnward bool
 	// Final: delivered into a mailbox here, not passed on.
 	Final bool
+	// Detail is for the log only, when Reply (which bounces quote to the
+	// sender) must not say it: local paths, program names, alias targets.
+	Detail string
 }
 
 // Destination is where a group of recipients goes in one transaction.

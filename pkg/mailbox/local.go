@@ -8,10 +8,12 @@ import (
 	"io"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"smtp-bs/pkg/address"
 	"smtp-bs/pkg/aliases"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/delivery"
@@ -112,15 +114,33 @@ func (l *Local) one(ctx context.Context, tbl *aliases.Table, env *spool.Envelope
 	}
 	switch {
 	case len(tempErr) > 0:
-		return delivery.Result{Rcpt: idx, Status: spool.Deferred, Reply: strings.Join(tempErr, "; ")}
+		return delivery.Result{Rcpt: idx, Status: spool.Deferred, Reply: public(false, tempErr), Detail: strings.Join(tempErr, "; ")}
 	case len(permErr) > 0:
-		reply := strings.Join(permErr, "; ")
+		detail := strings.Join(permErr, "; ")
 		if len(done) > 0 {
-			reply += " (delivered to the others: " + strings.Join(done, ", ") + ")"
+			detail += " (delivered to the others: " + strings.Join(done, ", ") + ")"
 		}
-		return delivery.Result{Rcpt: idx, Status: spool.Failed, Reply: reply}
+		return delivery.Result{Rcpt: idx, Status: spool.Failed, Reply: public(true, permErr), Detail: detail}
 	}
 	return delivery.Result{Rcpt: idx, Status: spool.Sent, Reply: "delivered: " + strings.Join(done, ", "), Final: len(remote) == 0}
+}
+
+// enhancedCode finds the status code an error text starts with.
+var enhancedCode = regexp.MustCompile(`^[245]\.[0-9]{1,3}\.[0-9]{1,3}\b`)
+
+// public is what the sender hears of a failed local recipient: the status
+// code of the first error and no more. The errors name program_dir,
+// file_dir, mailbox paths and alias targets, which a (possibly hostile)
+// sender has no business reading; they go to the log (Result.Detail).
+func public(permanent bool, errs []string) string {
+	code, word := "4.3.0", "deferred"
+	if permanent {
+		code, word = "5.0.0", "refused"
+	}
+	if m := enhancedCode.FindString(errs[0]); m != "" && m[0] == code[0] {
+		code = m
+	}
+	return code + " local delivery " + word
 }
 
 func (l *Local) mailbox(ctx context.Context, env *spool.Envelope, rcpt, name string, content []byte) error {
@@ -149,9 +169,9 @@ func (l *Local) mailbox(ctx context.Context, env *spool.Envelope, rcpt, name str
 		return err
 	}
 	if lc.Mailbox == "maildir" {
-		return DeliverMaildir(filepath.Join(lc.MaildirRoot, name), l.Config.Hostname, hdr, bytes.NewReader(content), now)
+		return DeliverMaildir(lc.MaildirRoot, name, l.Config.Hostname, hdr, bytes.NewReader(content), now)
 	}
-	return AppendMbox(filepath.Join(lc.MailSpool, name), MboxOptions{UID: uid}, env.From, hdr, bytes.NewReader(content), now)
+	return AppendMbox(lc.MailSpool, name, MboxOptions{UID: uid}, env.From, hdr, bytes.NewReader(content), now)
 }
 
 func (l *Local) lookup(name string) (int, error) {
@@ -192,7 +212,8 @@ func (l *Local) file(env *spool.Envelope, rcpt, path string, content []byte) err
 	if dir == "" || !strings.HasPrefix(clean, filepath.Clean(dir)+"/") {
 		return fmt.Errorf("5.7.1 file deliveries are allowed only inside [local] file_dir: %s", path)
 	}
-	return AppendMbox(clean, MboxOptions{UID: -1}, env.From, localHeader(env.From, rcpt), bytes.NewReader(content), time.Now())
+	rel := strings.TrimPrefix(clean, filepath.Clean(dir)+"/")
+	return AppendMbox(dir, rel, MboxOptions{UID: -1}, env.From, localHeader(env.From, rcpt), bytes.NewReader(content), time.Now())
 }
 
 // forward queues the message again for the addresses an alias named.
@@ -253,10 +274,10 @@ func Known(cfg *config.Config, name string) error {
 	if tbl.Exists(name) || cfg.Local.Mailbox == "lmtp" {
 		return nil
 	}
-	if !validUser(strings.ToLower(name)) {
+	if !validUser(address.Lower(name)) {
 		return ErrUnknownRecipient
 	}
-	if _, err := LookupUser(strings.ToLower(name)); err != nil {
+	if _, err := LookupUser(address.Lower(name)); err != nil {
 		if errors.Is(err, ErrNoUser) {
 			return ErrUnknownRecipient
 		}

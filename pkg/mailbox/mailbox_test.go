@@ -60,7 +60,7 @@ func TestMboxAppendReadBackByPython(t *testing.T) {
 	}
 	for i, b := range bodies {
 		hdr := localHeader("sender@example.org", "alice@mx.example")
-		if err := AppendMbox(box, MboxOptions{UID: -1}, "sender@example.org", hdr, bytes.NewReader(msg("m"+string(rune('0'+i)), b)), now); err != nil {
+		if err := AppendMbox(filepath.Dir(box), filepath.Base(box), MboxOptions{UID: -1}, "sender@example.org", hdr, bytes.NewReader(msg("m"+string(rune('0'+i)), b)), now); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,7 +105,7 @@ func TestMboxWaitsForAnotherLocker(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	start := time.Now()
-	if err := AppendMbox(box, MboxOptions{UID: -1}, "s@x", nil, bytes.NewReader(msg("waited", "x\r\n")), time.Now()); err != nil {
+	if err := AppendMbox(filepath.Dir(box), filepath.Base(box), MboxOptions{UID: -1}, "s@x", nil, bytes.NewReader(msg("waited", "x\r\n")), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < 500*time.Millisecond {
@@ -117,7 +117,7 @@ func TestMboxWaitsForAnotherLocker(t *testing.T) {
 	// A lock that is never released: temporary failure, mailbox untouched.
 	os.WriteFile(box+".lock", []byte(strconv.Itoa(os.Getpid())+"\n"), 0o444) // a live holder
 	before, _ := os.ReadFile(box)
-	err := AppendMbox(box, MboxOptions{UID: -1, LockWait: time.Second}, "s@x", nil, bytes.NewReader(msg("blocked", "x\r\n")), time.Now())
+	err := AppendMbox(filepath.Dir(box), filepath.Base(box), MboxOptions{UID: -1, LockWait: time.Second}, "s@x", nil, bytes.NewReader(msg("blocked", "x\r\n")), time.Now())
 	if !IsTemp(err) {
 		t.Fatalf("held lock: err %v, want temporary", err)
 	}
@@ -127,14 +127,14 @@ func TestMboxWaitsForAnotherLocker(t *testing.T) {
 	}
 	// A lock whose holder is gone is taken over at once.
 	os.WriteFile(box+".lock", []byte("2147483000\n"), 0o444)
-	if err := AppendMbox(box, MboxOptions{UID: -1, LockWait: time.Second}, "s@x", nil, bytes.NewReader(msg("dead", "x\r\n")), time.Now()); err != nil {
+	if err := AppendMbox(filepath.Dir(box), filepath.Base(box), MboxOptions{UID: -1, LockWait: time.Second}, "s@x", nil, bytes.NewReader(msg("dead", "x\r\n")), time.Now()); err != nil {
 		t.Fatalf("lock of a dead process not taken over: %v", err)
 	}
 	os.WriteFile(box+".lock", []byte(strconv.Itoa(os.Getpid())+"\n"), 0o444)
 	// A stale lock (older than 5 minutes) is taken over.
 	old := time.Now().Add(-10 * time.Minute)
 	os.Chtimes(box+".lock", old, old)
-	if err := AppendMbox(box, MboxOptions{UID: -1}, "s@x", nil, bytes.NewReader(msg("stale", "x\r\n")), time.Now()); err != nil {
+	if err := AppendMbox(filepath.Dir(box), filepath.Base(box), MboxOptions{UID: -1}, "s@x", nil, bytes.NewReader(msg("stale", "x\r\n")), time.Now()); err != nil {
 		t.Fatalf("stale lock not taken over: %v", err)
 	}
 	if n := len(readBox(t, "mbox", box)); n != 3 {
@@ -158,9 +158,9 @@ func (f *failingReader) Read(p []byte) (int, error) {
 
 func TestMboxRollsBackAFailedAppend(t *testing.T) {
 	box := filepath.Join(t.TempDir(), "carol")
-	AppendMbox(box, MboxOptions{UID: -1}, "s@x", nil, bytes.NewReader(msg("first", "ok\r\n")), time.Now())
+	AppendMbox(filepath.Dir(box), filepath.Base(box), MboxOptions{UID: -1}, "s@x", nil, bytes.NewReader(msg("first", "ok\r\n")), time.Now())
 	before, _ := os.ReadFile(box)
-	err := AppendMbox(box, MboxOptions{UID: -1}, "s@x", nil, &failingReader{n: 100000}, time.Now())
+	err := AppendMbox(filepath.Dir(box), filepath.Base(box), MboxOptions{UID: -1}, "s@x", nil, &failingReader{n: 100000}, time.Now())
 	if err == nil {
 		t.Fatal("append from a failing reader succeeded")
 	}
@@ -177,7 +177,7 @@ func TestMboxRefusesLinks(t *testing.T) {
 	os.Symlink(target, filepath.Join(dir, "sym"))
 	os.Link(target, filepath.Join(dir, "hard"))
 	for _, name := range []string{"sym", "hard"} {
-		err := AppendMbox(filepath.Join(dir, name), MboxOptions{UID: -1}, "s@x", nil, bytes.NewReader(msg("x", "x\r\n")), time.Now())
+		err := AppendMbox(dir, name, MboxOptions{UID: -1}, "s@x", nil, bytes.NewReader(msg("x", "x\r\n")), time.Now())
 		if err == nil || IsTemp(err) {
 			t.Errorf("%s: err %v, want a permanent refusal", name, err)
 		}
@@ -190,7 +190,7 @@ func TestMboxRefusesLinks(t *testing.T) {
 func TestMaildirReadBackByPython(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dave")
 	for _, s := range []string{"one", "two"} {
-		if err := DeliverMaildir(dir, "mx.example", localHeader("s@x", "dave@mx"), bytes.NewReader(msg(s, "body "+s+"\r\n")), time.Now()); err != nil {
+		if err := DeliverMaildir(filepath.Dir(dir), filepath.Base(dir), "mx.example", localHeader("s@x", "dave@mx"), bytes.NewReader(msg(s, "body "+s+"\r\n")), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"smtp-bs/pkg/safepath"
 )
 
 // Temp marks a failure worth another try (a lock held too long, a full disk).
@@ -55,22 +57,39 @@ type MboxOptions struct {
 	LockWait time.Duration
 }
 
-// AppendMbox appends one message to the mbox file at path: a "From " line,
-// then the message with LF line endings and ">From " quoting (mboxrd),
-// then a blank line. A failed append is rolled back to the old size.
-func AppendMbox(path string, o MboxOptions, from string, header []byte, msg io.Reader, now time.Time) (err error) {
+// AppendMbox appends one message to the mbox file rel below the trusted
+// directory root: a "From " line, then the message with LF line endings
+// and ">From " quoting (mboxrd), then a blank line. A failed append is
+// rolled back to the old size. No component below root is followed if it
+// is a symbolic link (see package safepath).
+func AppendMbox(root, rel string, o MboxOptions, from string, header []byte, msg io.Reader, now time.Time) (err error) {
+	path := filepath.Join(root, rel)
 	tries := lockTries
 	if o.LockWait > 0 {
 		tries = int(o.LockWait / lockPause)
 	}
+	top, err := safepath.OpenRoot(root)
+	if err != nil {
+		return temp("mbox %s: %w", path, err)
+	}
+	defer top.Close()
+	dir, err := top.Sub(filepath.Dir(rel), false, 0)
+	if err != nil {
+		if safepath.IsLink(err) {
+			return fmt.Errorf("5.2.0 mbox %s: %w", path, err)
+		}
+		return temp("mbox %s: %w", path, err)
+	}
+	defer dir.Close()
+	name := filepath.Base(rel)
 	if !o.NoDotLock {
-		unlock, err := dotLock(path+".lock", tries)
+		unlock, err := dotLock(dir, name+".lock", tries)
 		if err != nil {
 			return err
 		}
 		defer unlock()
 	}
-	f, created, err := openMbox(path, o.UID)
+	f, created, err := openMbox(dir, name, o.UID)
 	if err != nil {
 		return err
 	}
@@ -89,7 +108,7 @@ func AppendMbox(path string, o MboxOptions, from string, header []byte, msg io.R
 			f.Truncate(size)
 			f.Sync()
 			if created && size == 0 {
-				os.Remove(path)
+				dir.Remove(name)
 			}
 		}
 	}()
@@ -172,11 +191,12 @@ func copyMboxrd(w *bufio.Writer, msg io.Reader) error {
 
 // openMbox opens (or creates, 0660) a mailbox, refusing the tricks a user
 // could play with the name: symlinks, hard links, files of someone else.
-func openMbox(path string, uid int) (*os.File, bool, error) {
+func openMbox(dir *safepath.Dir, name string, uid int) (*os.File, bool, error) {
+	path := filepath.Join(dir.Path, name)
 	created := false
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|syscall.O_NOFOLLOW, 0)
+	f, err := dir.OpenFile(name, os.O_RDWR|os.O_APPEND, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o660)
+		f, err = dir.OpenFile(name, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o660)
 		created = err == nil
 		if created {
 			f.Chmod(0o660) // whatever the umask: the user reads it through group mail
@@ -188,7 +208,7 @@ func openMbox(path string, uid int) (*os.File, bool, error) {
 		}
 	}
 	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
+		if safepath.IsLink(err) {
 			return nil, false, fmt.Errorf("5.2.0 mailbox %s is a symbolic link: refused", path)
 		}
 		return nil, false, temp("mbox %s: %w", path, err)
@@ -238,28 +258,29 @@ func lockFile(f *os.File, tries int) error {
 	}
 }
 
-// dotLock creates name exclusively; a lock older than staleLock is taken
-// over. It returns the function that removes the lock.
-func dotLock(name string, tries int) (func(), error) {
+// dotLock creates name in dir exclusively; a lock older than staleLock is
+// taken over. It returns the function that removes the lock.
+func dotLock(dir *safepath.Dir, name string, tries int) (func(), error) {
+	path := filepath.Join(dir.Path, name)
 	for i := 0; ; i++ {
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o444)
+		f, err := dir.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
 		if err == nil {
 			fmt.Fprintf(f, "%d\n", os.Getpid())
 			f.Close()
-			return func() { os.Remove(name) }, nil
+			return func() { dir.Remove(name) }, nil
 		}
 		if !errors.Is(err, os.ErrExist) {
 			if errors.Is(err, os.ErrPermission) {
-				return nil, temp("cannot create the lock %s (is %s writable by group mail?): %w", name, filepath.Dir(name), err)
+				return nil, temp("cannot create the lock %s (is %s writable by group mail?): %w", path, dir.Path, err)
 			}
-			return nil, temp("lock %s: %w", name, err)
+			return nil, temp("lock %s: %w", path, err)
 		}
-		if fi, err := os.Lstat(name); err == nil && (time.Since(fi.ModTime()) > staleLock || deadHolder(name)) {
-			os.Remove(name)
+		if st, err := dir.Lstat(name); err == nil && (time.Since(time.Unix(st.Mtim.Unix())) > staleLock || deadHolder(dir, name)) {
+			dir.Remove(name)
 			continue
 		}
 		if i >= tries {
-			return nil, temp("mailbox is locked by another program (%s)", name)
+			return nil, temp("mailbox is locked by another program (%s)", path)
 		}
 		time.Sleep(lockPause)
 	}
@@ -268,12 +289,18 @@ func dotLock(name string, tries int) (func(), error) {
 // deadHolder reports whether a dot-lock names, as its content, the pid of
 // a process that no longer exists (we write ours; so does procmail's
 // lockfile). A lock without a pid only goes stale by age.
-func deadHolder(name string) bool {
-	b, err := os.ReadFile(name)
-	if err != nil || len(b) > 32 {
+func deadHolder(dir *safepath.Dir, name string) bool {
+	f, err := dir.OpenFile(name, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
 		return false
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	defer f.Close()
+	b := make([]byte, 33)
+	n, _ := io.ReadFull(f, b)
+	if n > 32 {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
 	if err != nil || pid <= 1 {
 		return false
 	}

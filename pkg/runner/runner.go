@@ -345,7 +345,11 @@ func (r *Runner) record(env *spool.Envelope, results []delivery.Result, st *Stat
 			st.add(func(s *Stats) { s.Failed++ })
 			ev, lv = "bounced", maillog.Warning
 		}
-		r.Log.Event(lv, ev, "id", env.ID, "from", "<"+env.From+">", "rcpt", "<"+env.Rcpts[res.Rcpt]+">", "reply", res.Reply)
+		kv := []any{"id", env.ID, "from", "<" + env.From + ">", "rcpt", "<" + env.Rcpts[res.Rcpt] + ">", "reply", res.Reply}
+		if res.Detail != "" {
+			kv = append(kv, "detail", res.Detail)
+		}
+		r.Log.Event(lv, ev, kv...)
 	}
 	return nil
 }

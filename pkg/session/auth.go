@@ -41,6 +41,9 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	if s.b.srv.Credentials == nil {
 		return nil, smtp.ErrAuthUnsupported
 	}
+	if s.b.guard.ending() {
+		return nil, errTooManyErrors
+	}
 	// RFC 4954 4: AUTH inside a transaction MUST be refused (go-smtp does
 	// not). The sender was checked against no user at MAIL; a user
 	// authenticated now would let it relay as a sender it does not own.

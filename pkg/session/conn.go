@@ -41,8 +41,13 @@ type guardConn struct {
 
 	mu      sync.Mutex
 	closing bool
-	closed  chan struct{}
-	once    sync.Once
+	// ended: the reply that closes the session has gone out. go-smtp
+	// still holds pipelined commands in its buffer and would run and
+	// answer them; nothing more is written, and the session's handlers
+	// refuse to act (ending).
+	ended  bool
+	closed chan struct{}
+	once   sync.Once
 }
 
 func newGuardConn(c net.Conn, hardEnd time.Time) *guardConn {
@@ -80,6 +85,14 @@ func (g *guardConn) endAfterReply() {
 	g.mu.Unlock()
 }
 
+// ending reports whether the session is closing: handlers must not act on
+// commands that were pipelined behind the closing reply.
+func (g *guardConn) ending() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closing
+}
+
 func (g *guardConn) Read(p []byte) (int, error) {
 	g.mu.Lock()
 	closing := g.closing
@@ -94,6 +107,17 @@ func (g *guardConn) Read(p []byte) (int, error) {
 func (g *guardConn) Write(p []byte) (int, error) {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
+	g.mu.Lock()
+	ended := g.ended
+	g.mu.Unlock()
+	if ended {
+		return len(p), nil // after the closing reply: say nothing more
+	}
+	defer func() {
+		g.mu.Lock()
+		g.ended = g.closing
+		g.mu.Unlock()
+	}()
 	if isContinuation(p) && len(g.pending)+len(p) <= 4096 {
 		g.pending = append(g.pending, p...)
 		return len(p), nil

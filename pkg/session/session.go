@@ -280,6 +280,9 @@ func (b *backend) refuse(stage string, err *smtp.SMTPError, kv ...any) error {
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	b := s.b
+	if b.guard.ending() {
+		return errTooManyErrors // pipelined behind the closing reply: never sent
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cfg := b.srv.Config
@@ -338,6 +341,9 @@ func reasonOf(err error) string {
 
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	b := s.b
+	if b.guard.ending() {
+		return errTooManyErrors
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	cfg := b.srv.Config
@@ -417,6 +423,9 @@ func (s *session) Logout() error { return nil }
 // answers 250 with the queue ID only after the commit.
 func (s *session) Data(r io.Reader) error {
 	b := s.b
+	if b.guard.ending() {
+		return errTooManyErrors
+	}
 	b.mu.Lock()
 	b.inData++
 	defer func() {

@@ -425,3 +425,31 @@ func TestDSNParametersAreKept(t *testing.T) {
 		}
 	}
 }
+
+// TestNonASCIIVerbRefused: go-smtp upper-cases a verb with Unicode rules,
+// so "\xc5\xbftarttls" (U+017F, long s) was STARTTLS to it (220, TLS
+// next) while the filter stayed in command mode. Both now see a bad line.
+func TestNonASCIIVerbRefused(t *testing.T) {
+	h := newTLSHarness(t, "")
+	for _, verb := range []string{"\xc5\xbftarttls", "\xc5\xbfTARTTLS", "EHL\xc3\x96 c.test", "QU\xc4\xb0T"} {
+		d := h.dial(session.Client{Addr: loopback.Addr})
+		d.Cmd("EHLO c.test", 250)
+		if txt := d.Cmd(verb, 500); !strings.Contains(txt, "5.5.2") {
+			t.Errorf("%q: %q", verb, txt)
+		}
+		h.startTLS(d) // the session is still in plain command mode
+	}
+}
+
+// TestHeloControlCharactersNotEchoed: go-smtp echoes the HELO argument in
+// its 250; ESC and DEL there would reach the client's terminal or log.
+func TestHeloControlCharactersNotEchoed(t *testing.T) {
+	h := newTLSHarness(t, "")
+	for _, line := range []string{"HELO a\x1b[2Jb", "EHLO a\x7fb", "HELO a\x08b", "MAIL FROM:<a\x1b@b.example>"} {
+		d := h.dial(session.Client{Addr: loopback.Addr})
+		if txt := d.Cmd(line, 500); strings.ContainsAny(txt, "\x1b\x7f\x08") {
+			t.Errorf("%q echoed a control character: %q", line, txt)
+		}
+		d.Cmd("HELO c.test", 250)
+	}
+}

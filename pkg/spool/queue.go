@@ -289,7 +289,7 @@ var ErrLocked = errors.New("spool: locked by another qrun")
 
 // TryLock takes the spool lock without waiting.
 func (s *Spool) TryLock() (*Lock, error) {
-	f, err := os.OpenFile(s.LockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(s.LockPath(), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("spool: lock: %w", err)
 	}

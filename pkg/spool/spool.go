@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"smtp-bs/pkg/safepath"
 )
 
 // Subdirectories of the spool.
@@ -114,33 +116,49 @@ type Spool struct {
 
 // Open returns the spool at dir. It does not create anything: smtp-bs and
 // qrun run as the spool's owner, and a missing spool is an install error
-// that -check explains. Use Create to make one.
+// that -check explains. Use Create to make one. A subdirectory or lockfile
+// that is a symbolic link is refused: every later path under dir trusts
+// that none is.
 func Open(dir string, ops Ops) (*Spool, error) {
 	ops.fill()
 	s := &Spool{Dir: dir, ops: ops}
 	for _, d := range subdirs {
-		fi, err := os.Stat(filepath.Join(dir, d))
+		fi, err := os.Lstat(filepath.Join(dir, d))
 		if err != nil {
 			return nil, fmt.Errorf("spool: open %s: %w", dir, err)
 		}
 		if !fi.IsDir() {
-			return nil, fmt.Errorf("spool: open %s: %s is not a directory", dir, d)
+			return nil, fmt.Errorf("spool: open %s: %s is not a directory (a symbolic link is refused)", dir, d)
 		}
+	}
+	if fi, err := os.Lstat(s.LockPath()); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("spool: open %s: %s is not a regular file (a symbolic link is refused)", dir, lockName)
 	}
 	return s, nil
 }
 
 // Create makes the spool directory tree (mode 0700) if it is missing, then
-// opens it.
+// opens it. Each subdirectory is made or opened without following a
+// symbolic link, and Open refuses a lockfile that is one, so an existing
+// tree with a link in it fails here instead of being reported ready.
 func Create(dir string, ops Ops) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: create %s: %w", dir, err)
 	}
+	root, err := safepath.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: create %s: %w", dir, err)
+	}
+	defer root.Close()
 	for _, d := range subdirs {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		sub, err := root.Sub(d, true, 0o700)
+		if err != nil {
 			return nil, fmt.Errorf("spool: create %s: %w", dir, err)
 		}
+		sub.Close()
 	}
+	// The lockfile is left to the first qrun (its owner shows who ran
+	// it); Open refuses one that is a link.
 	return Open(dir, ops)
 }
 

@@ -58,8 +58,9 @@ const UnknownMaxBytes = 1 << 30
 // LoadSettings reads the smtp-bs config at path (config.DefaultPath when
 // ""). A config the user may not read (it is root:mail 0640, and users are
 // not in group mail) and a missing one at the default path mean the
-// defaults, silently. A config that was named with -C and is missing, or
-// one that is readable and wrong, is an error (exit 78).
+// defaults, silently. A config that was named with -C and is missing or
+// unreadable, or one that is readable and wrong, is an error (exit 78):
+// the user asked for that file.
 func LoadSettings(path string, explicit bool) (Settings, error) {
 	if path == "" {
 		path = config.DefaultPath
@@ -68,7 +69,7 @@ func LoadSettings(path string, explicit bool) (Settings, error) {
 	defaults := Settings{SubmitTo: def.Local.SubmitTo, MaxBytes: UnknownMaxBytes}
 	src, err := os.ReadFile(path)
 	switch {
-	case errors.Is(err, fs.ErrPermission):
+	case errors.Is(err, fs.ErrPermission) && !explicit:
 		return defaults, nil
 	case errors.Is(err, fs.ErrNotExist) && !explicit:
 		return defaults, nil

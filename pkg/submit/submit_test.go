@@ -520,12 +520,16 @@ func TestLoadSettings(t *testing.T) {
 	if _, err := LoadSettings(bad, true); exitCode(err) != ExConfig || !strings.Contains(err.Error(), "submit_to") {
 		t.Errorf("bad config: %v, want 78 naming submit_to", err)
 	}
-	// Unreadable (root:mail 0640 to a user): the defaults, silently.
+	// Unreadable (root:mail 0640 to a user): at the default path the
+	// defaults, silently; named with -C, 78 as for a missing file.
 	if os.Geteuid() != 0 {
 		os.Chmod(good, 0)
-		s, err := LoadSettings(good, true)
+		s, err := LoadSettings(good, false)
 		if err != nil || s.SubmitTo != "127.0.0.1:25" || s.Hostname != "" {
 			t.Errorf("unreadable config: %+v %v", s, err)
+		}
+		if _, err := LoadSettings(good, true); exitCode(err) != ExConfig {
+			t.Errorf("unreadable -C config: %v, want 78", err)
 		}
 	}
 }

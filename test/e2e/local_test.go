@@ -138,3 +138,20 @@ func TestLocalCrashAfterAppend(t *testing.T) {
 		t.Error("message still queued")
 	}
 }
+
+// TestLocalPartFoldingIsASCII: "BİN" and "İNFO" (U+0130) are neither the
+// user bin nor the alias info, though Unicode lower-casing makes them so;
+// "BIN" and "INFO" are.
+func TestLocalPartFoldingIsASCII(t *testing.T) {
+	e, _, addr, _ := localEnv(t)
+	aliases := filepath.Join(e.Dir, "aliases")
+	os.WriteFile(aliases, []byte("info: nobody\n"), 0o644)
+	d := testenv.Dial(t, addr, 220)
+	d.Cmd("EHLO c.test", 250)
+	d.Cmd("MAIL FROM:<s@client.example> SMTPUTF8", 250)
+	d.Cmd("RCPT TO:<BIN@mx.test.example>", 250)
+	d.Cmd("RCPT TO:<INFO@mx.test.example>", 250)
+	d.Cmd("RCPT TO:<BİN@mx.test.example>", 550)
+	d.Cmd("RCPT TO:<İNFO@mx.test.example>", 550)
+	d.Cmd("QUIT", 221)
+}

@@ -831,3 +831,33 @@ func TestReadOnlySpool(t *testing.T) {
 	c.Cmd("QUIT", 221)
 	s.nothingSpooled("read-only spool")
 }
+
+// TestNothingAfter421: commands pipelined behind the one that reached
+// max_errors are neither answered nor acted on. The red team's case: ten
+// refused RCPTs, then RSET, MAIL, RCPT, DATA and a message in the same
+// write got 250/250/250/354 after the 421.
+func TestNothingAfter421(t *testing.T) {
+	s := start(t, "relay_networks = []\nmax_errors = 10")
+	e := s.env
+	e.Extra["local"] = "domains = [\"mx.test.example\"]\n"
+	e.WriteConfig()
+	c := s.dial()
+	c.Cmd("EHLO client.example", 250)
+	c.Cmd("MAIL FROM:<a@client.example>", 250)
+	var b bytes.Buffer
+	for i := 0; i < 10; i++ {
+		fmt.Fprintf(&b, "RCPT TO:<r%d@remote.example>\r\n", i)
+	}
+	b.WriteString("RSET\r\nMAIL FROM:<a@client.example>\r\nRCPT TO:<postmaster@mx.test.example>\r\nDATA\r\nSubject: after 421\r\n\r\nx\r\n.\r\nQUIT\r\n")
+	c.Conn.Write(b.Bytes())
+	for i := 0; i < 9; i++ {
+		c.expectPrefix("554")
+	}
+	c.expectPrefix("421")
+	c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if rest, _ := io.ReadAll(c.Conn); len(rest) > 0 {
+		t.Errorf("answered after the 421: %q", rest)
+	}
+	c.gone(5 * time.Second)
+	s.nothingSpooled("commands pipelined after the 421")
+}

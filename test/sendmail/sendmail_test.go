@@ -6,7 +6,6 @@ package sendmail
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -301,27 +300,15 @@ func TestUnprivileged(t *testing.T) {
 	}
 
 	// A config nobody may read (root:mail 0640 as installed) means the
-	// defaults, silently: submit_to 127.0.0.1:25.
-	if listening(t, "127.0.0.1:25") {
-		t.Skip("something listens on 127.0.0.1:25: not handing it a test message")
-	}
+	// defaults at the default path; named with -C it is an error (78),
+	// as TestUnreadableConfigNamedWithC checks.
 	secret := filepath.Join(m.Dir, "secret.toml")
 	b, _ := os.ReadFile(m.CfgFile)
 	os.WriteFile(secret, b, 0o600)
 	r = sendmail(t, "nobody", "Subject: x\n\nhi\n", "-C", secret, "root")
-	want := "sendmail: cannot hand the message to the mail system at 127.0.0.1:25: connection refused; it was not sent\n"
-	if r.code != 75 || r.stderr != want {
-		t.Errorf("unreadable config: exit %d, %q\nwant 75, %q", r.code, r.stderr, want)
+	if r.code != 78 || !strings.Contains(r.stderr, "permission denied") {
+		t.Errorf("unreadable -C config: exit %d, %q; want 78, permission denied", r.code, r.stderr)
 	}
-}
-
-func listening(t *testing.T, addr string) bool {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
 }
 
 // A message larger than what the command keeps in memory goes through a
@@ -338,5 +325,29 @@ func TestLargeMessage(t *testing.T) {
 	s := m.only(t)
 	if !strings.HasSuffix(s.data, "\r\n\r\n"+strings.ReplaceAll(body.String(), "\n", "\r\n")) {
 		t.Error("large body changed on the way")
+	}
+}
+
+// TestUnreadableConfigNamedWithC: sendmail -C FILE where the user may not
+// read FILE fails with 78, as a missing FILE does, instead of falling
+// back to the defaults (and exit 75 when nothing listens there).
+func TestUnreadableConfigNamedWithC(t *testing.T) {
+	if !testenv.IsRoot() {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root; this test runs sendmail as nobody")
+		}
+		t.Skip("needs root (to run sendmail as another user)")
+	}
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // nobody must reach the file to be refused by it
+	}
+	cfg := filepath.Join(dir, "private.toml")
+	os.WriteFile(cfg, []byte("[local]\nsubmit_to = \"127.0.0.1:9\"\n"), 0o600)
+	for _, c := range []struct{ what, path string }{{"unreadable", cfg}, {"missing", filepath.Join(dir, "missing.toml")}} {
+		r := sendmail(t, "nobody", "Subject: x\n\nx\n", "-C", c.path, "root")
+		if r.code != 78 {
+			t.Errorf("%s -C config: exit %d, want 78: %s", c.what, r.code, r.stderr)
+		}
 	}
 }

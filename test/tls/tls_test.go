@@ -359,3 +359,52 @@ func TestSubmissionExampleConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthMemoryPerAttempt: a wrong password, for a user that exists and
+// for one that does not, costs a real smtp-bs process little memory with
+// the hashes -hash-password makes (it was 140 MB per attempt with
+// argon2id m=64 MiB, p=4; the submission socket allows 32 sessions).
+func TestAuthMemoryPerAttempt(t *testing.T) {
+	s := newSite(t, "", "", "")
+	ssa := testenv.Need(t, "systemd-socket-activate")
+	addr := testenv.FreePort(t)
+	cmd := testenv.Start(t, ssa, "-l", addr, "--accept", testenv.Bin(t, "smtp-bs"), "-config", s.e.CfgFile)
+	testenv.WaitListen(t, addr)
+	d, _, err := s.startTLS(addr, s.tlsConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := testenv.WaitChild(cmd.Process.Pid, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Cmd("EHLO c.test", 250)
+	before, _ := testenv.Status(pid, "VmHWM")
+	d.Cmd("AUTH PLAIN AGFsaWNlAHdyb25n", 535)     // \0alice\0wrong: argon2id
+	d.Cmd("AUTH PLAIN AG5vYm9keQB3cm9uZw==", 535) // \0nobody\0wrong: the dummy
+	hwm, err := testenv.Status(pid, "VmHWM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("smtp-bs peak RSS: %.1f MB before AUTH, %.1f MB after two failed AUTHs", float64(before)/(1<<20), float64(hwm)/(1<<20))
+	if hwm > 24<<20 {
+		t.Errorf("smtp-bs peak RSS %d MB after two failed AUTHs, want under 24 MB", hwm>>20)
+	}
+}
+
+// TestCostlyHashRefusedAtStart: a credentials line above [auth]
+// max_hash_memory_kib stops smtp-bs at startup (exit 78, logged with its
+// line), rather than letting every AUTH attempt allocate 64 MiB.
+func TestCostlyHashRefusedAtStart(t *testing.T) {
+	s := newSite(t, "", "", "")
+	s.writeSecret(s.creds, "# old\nalice:$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHRzYWx0$"+strings.Repeat("A", 43)+"\n")
+	cmd := exec.Command(testenv.Bin(t, "smtp-bs"), "-config", s.e.CfgFile)
+	cmd.Stdin = strings.NewReader("QUIT\r\n")
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 78 {
+		t.Errorf("smtp-bs with a 64 MiB hash: exit %d, want 78\n%s", code, out)
+	}
+	if log := s.e.Log(); !strings.Contains(log, "credentials") || !strings.Contains(log, ":2:") || !strings.Contains(log, "max_hash_memory_kib") {
+		t.Errorf("the log does not name the line and the cap:\n%s", log)
+	}
+}

@@ -20,10 +20,13 @@ func parseCmd(line string) (cmd string, arg string, err error) {
 	if line == "" {
 		return "", "", nil
 	}
-	// No command holds a CR or NUL (RFC 5321 2.3.8), and replies that echo
-	// an argument (HELO's) would carry them to the client.
-	if strings.ContainsAny(line, "\r\x00") {
-		return "", "", fmt.Errorf("CR or NUL in command line")
+	// No command holds a CR, NUL or other control character but TAB (RFC
+	// 5321 2.3.8, 4.1.1), and replies that echo an argument (HELO's) would
+	// carry them (ESC, DEL) to the client's terminal or log.
+	for i := 0; i < len(line); i++ {
+		if c := line[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return "", "", fmt.Errorf("control character in command line")
+		}
 	}
 	// The verb is the word before the first space, in ASCII letters only:
 	// strings.ToUpper maps some non-ASCII letters to ASCII ones ("ſ" to

@@ -95,6 +95,9 @@ func TestServerCommandSyntax(t *testing.T) {
 	for _, tc := range []struct{ line, want string }{
 		{"HELO a\rb", "500 5.5.2 "},
 		{"EHLO nul\x00host", "500 5.5.2 "},
+		{"HELO a\x1b[2Jb", "500 5.5.2 "},
+		{"EHLO a\x7fb", "500 5.5.2 "},
+		{"MAIL FROM:<a\x08@b.example>", "500 5.5.2 "},
 		{"X\rYZ", "500 5.5.2 "},
 		{"FOOBAR x", "500 5.5.2 Syntax error, command unrecognized"},
 		{"QUI", "500 5.5.2 "},
@@ -108,7 +111,7 @@ func TestServerCommandSyntax(t *testing.T) {
 		_, s, c, scanner := testServerGreeted(t)
 		reply := cmd(t, c, scanner, tc.line)
 		expect(t, reply, tc.want)
-		if strings.ContainsAny(reply, "\r\x00") || strings.Contains(reply, "\u017f") {
+		if strings.ContainsAny(reply, "\r\x00\x1b\x7f\x08") || strings.Contains(reply, "\u017f") {
 			t.Errorf("%q: the reply echoes it: %q", tc.line, reply)
 		}
 		c.Close()
