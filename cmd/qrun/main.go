@@ -45,7 +45,7 @@ func main() { os.Exit(run()) }
 func run() int {
 	syscall.Umask(0o077)
 	fs := flag.NewFlagSet("qrun", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprintln(os.Stderr, usage) }
+	fs.Usage = func() {}
 	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
 	once := fs.Bool("once", false, "make one pass over what is due, then exit")
 	interval := fs.Duration("interval", 0, "time between passes (default: [delivery] interval)")
@@ -62,6 +62,11 @@ func run() int {
 	doCheck := fs.Bool("check", false, "audit the installation (owners, modes, run user), print what is wrong and how to fix it, exit 0, 77 or 78")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			help(os.Stdout, fs)
+			return sysexits.OK
+		}
+		fmt.Fprintln(os.Stderr, usage)
 		return sysexits.Usage
 	}
 	if *showVersion {

@@ -27,6 +27,10 @@ func run() int {
 	if err != nil {
 		return report(err)
 	}
+	if o.Help {
+		io.WriteString(os.Stdout, submit.Help)
+		return submit.ExOK
+	}
 	if o.NewAliases {
 		fmt.Fprintln(os.Stderr, "sendmail: nothing to do: qrun reads the aliases file at each delivery; there is no database to rebuild")
 		return submit.ExOK
