@@ -21,6 +21,7 @@ import (
 	"smtp-bs/pkg/check"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/delivery"
+	"smtp-bs/pkg/inspect"
 	"smtp-bs/pkg/mailbox"
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/privilege"
@@ -34,7 +35,9 @@ var version = "dev"
 const usage = `usage: qrun [-config FILE] -once | -interval D      deliver (one pass, or a loop)
        qrun [-config FILE] -list [-json]              show the queue
        qrun [-config FILE] -flush [ID...]             make messages due now (all without IDs)
-       qrun [-config FILE] -hold ID... | -release ID... | -delete ID... | -bounce ID...
+       qrun [-config FILE] -show ID [-body]           one message: envelope, recipients, header (postcat -q)
+       qrun [-config FILE] -shape                     the queue by recipient domain and age (qshape)
+       qrun [-config FILE] -hold ID...|ALL | -release ID...|ALL | -delete ID...|ALL | -bounce ID...
        qrun [-config FILE] -route ADDRESS             what would happen to a recipient
        qrun [-config FILE] -init                      create the spool
        qrun [-config FILE] -check                     audit owners and modes of the installation
@@ -51,6 +54,9 @@ func run() int {
 	interval := fs.Duration("interval", 0, "time between passes (default: [delivery] interval)")
 	list := fs.Bool("list", false, "print the queue")
 	asJSON := fs.Bool("json", false, "with -list: print JSON")
+	show := fs.String("show", "", "print one message: envelope, each recipient's state and last reply, header (like postcat -q)")
+	body := fs.Bool("body", false, "with -show: print the body too")
+	shape := fs.Bool("shape", false, "the queue by recipient domain and age (like qshape)")
 	flush := fs.Bool("flush", false, "make the given messages (or all) due now")
 	hold := fs.Bool("hold", false, "put messages on hold")
 	release := fs.Bool("release", false, "release held messages")
@@ -74,13 +80,13 @@ func run() int {
 		return sysexits.OK
 	}
 	tools := 0
-	for _, b := range []bool{*list, *flush, *hold, *release, *del, *bounce, *route != "", *initSpool, *once} {
+	for _, b := range []bool{*list, *flush, *hold, *release, *del, *bounce, *route != "", *initSpool, *once, *show != "", *shape} {
 		if b {
 			tools++
 		}
 	}
 	needIDs := *hold || *release || *del || *bounce
-	if tools > 1 || *asJSON && !*list || needIDs && fs.NArg() == 0 || fs.NArg() > 0 && !needIDs && !*flush {
+	if tools > 1 || *asJSON && !*list || *body && *show == "" || needIDs && fs.NArg() == 0 || fs.NArg() > 0 && !needIDs && !*flush {
 		fmt.Fprintln(os.Stderr, usage)
 		return sysexits.Usage
 	}
@@ -116,15 +122,25 @@ func run() int {
 	}
 	sp, err := spool.Open(cfg.Spool.Dir, spool.Ops{})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "qrun:", err)
-		return sysexits.TempFail
+		fmt.Fprintln(os.Stderr, "qrun:", inspect.SpoolError(cfg.Spool.Dir, err))
+		return sysexits.IOErr
 	}
 	switch {
-	case *list:
+	case *show != "":
+		if err := inspect.Show(os.Stdout, sp, *show, *body, time.Now()); err != nil {
+			fmt.Fprintln(os.Stderr, "qrun:", err)
+			return inspect.ExitCode(err)
+		}
+		return sysexits.OK
+	case *list, *shape:
 		items, err := runner.List(sp)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "qrun:", err)
-			return sysexits.TempFail
+			fmt.Fprintln(os.Stderr, "qrun:", inspect.SpoolError(cfg.Spool.Dir, err))
+			return sysexits.IOErr
+		}
+		if *shape {
+			inspect.Shape(os.Stdout, items, time.Now())
+			return sysexits.OK
 		}
 		if *asJSON {
 			runner.WriteJSON(os.Stdout, items)
@@ -133,7 +149,14 @@ func run() int {
 		}
 		return sysexits.OK
 	case *hold, *release, *del, *bounce:
-		return eachID(fs.Args(), func(id string) (string, error) {
+		ids := fs.Args()
+		if !*bounce { // ALL: every message (-bounce ALL is too easy a mistake)
+			if ids, err = inspect.Expand(sp, ids, func(e spool.Entry) bool { return *del || e.Held == *release }); err != nil {
+				fmt.Fprintln(os.Stderr, "qrun:", err)
+				return sysexits.IOErr
+			}
+		}
+		return inspect.Each(os.Stdout, os.Stderr, ids, func(id string) (string, error) {
 			switch {
 			case *hold:
 				return "held", sp.Hold(id)
@@ -153,7 +176,7 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "qrun:", err)
 			return sysexits.TempFail
 		}
-		fmt.Printf("qrun: %d messages due now\n", n)
+		fmt.Printf("qrun: %s due now\n", inspect.Plural(n, "message"))
 		if pid := lockHolder(sp); pid > 0 {
 			// A running qrun wakes for a pass at once.
 			syscall.Kill(pid, syscall.SIGUSR1)
@@ -163,20 +186,6 @@ func run() int {
 		*once = true
 	}
 	return deliver(cfg, sp, *once, *interval, *metrics)
-}
-
-func eachID(ids []string, f func(id string) (string, error)) int {
-	code := sysexits.OK
-	for _, id := range ids {
-		what, err := f(id)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "qrun: %s: %v\n", id, err)
-			code = sysexits.DataErr
-			continue
-		}
-		fmt.Printf("%s: %s\n", id, what)
-	}
-	return code
 }
 
 func explain(cfg *config.Config, tr *delivery.Transport, addr string) int {

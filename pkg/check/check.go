@@ -796,6 +796,9 @@ func count(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}
+	if strings.HasSuffix(what, "x") {
+		return strconv.Itoa(n) + " " + what + "es" // mailboxes
+	}
 	return strconv.Itoa(n) + " " + what + "s"
 }
 

@@ -26,7 +26,7 @@ func TestTemporaryThenFlushDelivers(t *testing.T) {
 		t.Fatalf("a pass before the retry time delivered (exit %d)", code)
 	}
 	out, code := e.Qrun("-flush")
-	if code != 0 || !strings.Contains(out, "1 messages due now") {
+	if code != 0 || !strings.Contains(out, "1 message due now") {
 		t.Fatalf("qrun -flush: %d %s", code, out)
 	}
 	if len(sink.Messages()) != 1 || len(e.Queued()) != 0 {
