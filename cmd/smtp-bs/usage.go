@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"smtp-bs/pkg/access"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/sysexits"
 )
@@ -39,6 +40,7 @@ exit codes (sysexits):
   64  bad flags or arguments
   65  -hash-password could not read a password; -tcpwrap-lint found malformed lines
   70  no connection to serve (nothing on fd 3 or stdin)
+  74  -tcpwrap-lint could not read a rule file
   75  temporary failure (the spool could not be opened, the session broke); nothing was lost
   77  permission: could not become run_as or chroot; -check found a problem; -tcpwrap-test: refused
   78  configuration error (the file, the TLS pair, the credentials)
@@ -74,5 +76,29 @@ func showConfigMain(cfgPath string, changed bool, args []string) int {
 		fmt.Fprintln(os.Stderr, "smtp-bs:", err)
 		return sysexits.IOErr
 	}
+	return sysexits.OK
+}
+
+// tcpwrapLint is -tcpwrap-lint: the malformed rules of the access files;
+// exit 0 when there are none, 65 when there are.
+func tcpwrapLint(cfgPath string, args []string) int {
+	if len(args) > 0 {
+		brief(os.Stderr)
+		return sysexits.Usage
+	}
+	cfg, err := config.Load(cfgPath, cfgPath != config.DefaultPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "smtp-bs:", err)
+		return sysexits.Config
+	}
+	n, err := access.Lint(os.Stdout, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "smtp-bs:", err)
+		return sysexits.IOErr
+	}
+	if n > 0 {
+		return sysexits.DataErr
+	}
+	fmt.Printf("%s, %s: no malformed rule\n", cfg.TCPWrap.AllowFile, cfg.TCPWrap.DenyFile)
 	return sysexits.OK
 }

@@ -35,6 +35,7 @@ import (
 	"smtp-bs/pkg/privilege"
 	"smtp-bs/pkg/spool"
 	"smtp-bs/pkg/sysexits"
+	"smtp-bs/pkg/tcpwrap"
 )
 
 // Kind says which exit code a finding leads to.
@@ -470,6 +471,12 @@ func (au *auditor) tcpwrap() {
 	}
 	for _, p := range []string{au.Config.TCPWrap.AllowFile, au.Config.TCPWrap.DenyFile} {
 		au.rootFile("tcpwrap rules", p, false, true)
+		// Rules libwrap skips in silence, as tcpdchk reports them.
+		probs, _ := tcpwrap.Lint(p)
+		for _, pr := range probs {
+			au.fail(Config, fmt.Sprintf("%s:%d", pr.File, pr.Line), pr.Msg,
+				fmt.Sprintf("${EDITOR:-vi} +%d %s   # a rule is: daemon_list : client_list [: options]", pr.Line, pr.File))
+		}
 	}
 }
 
