@@ -196,16 +196,18 @@ func explain(cfg *config.Config, tr *delivery.Transport, addr string) int {
 		return sysexits.DataErr
 	}
 	if cfg.Local.IsLocalDelivery(addr[at+1:]) {
-		fmt.Print(mailbox.Explain(cfg, addr))
-		return sysexits.OK
+		account := mailbox.Explain(cfg, addr)
+		fmt.Print(account)
+		return inspect.RouteExit(account)
 	}
 	if cfg.SMTP.IsLocalDomain(addr[at+1:]) {
 		fmt.Printf("<%s>: %s is a local domain: accepted from anyone, then:\n", addr, addr[at+1:])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	fmt.Print(tr.Explain(ctx, addr))
-	return sysexits.OK
+	account := tr.Explain(ctx, addr)
+	fmt.Print(account)
+	return inspect.RouteExit(account)
 }
 
 // lockHolder is the pid of the qrun holding the spool lock, or 0.
@@ -220,7 +222,7 @@ func lockHolder(sp *spool.Spool) int {
 	return pid
 }
 
-func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Duration, metrics string) int {
+func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Duration, metrics string) (code int) {
 	log, err := maillog.Open(cfg.Log, filepath.Base(os.Args[0]))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "qrun:", err)
@@ -228,7 +230,10 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 	}
 	lock, err := sp.TryLock()
 	if errors.Is(err, spool.ErrLocked) {
-		fmt.Fprintln(os.Stderr, "qrun: another qrun is working on", cfg.Spool.Dir, "- nothing to do")
+		// Overlaps are harmless: say so only to a person, not to cron's mail.
+		if maillog.StderrInteractive() {
+			fmt.Fprintln(os.Stderr, "qrun: another qrun is working on", cfg.Spool.Dir, "- nothing to do")
+		}
 		return sysexits.OK
 	}
 	if err != nil {
@@ -262,6 +267,14 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 		if metrics != "" {
 			if err := runner.WriteMetrics(metrics, sp, st, time.Now()); err != nil {
 				log.Event(maillog.Error, "error", "stage", "metrics", "err", err)
+				if once { // monitoring that reads a stale file must hear of it
+					fmt.Fprintln(os.Stderr, "qrun:", err)
+					defer func() {
+						if code == sysexits.OK {
+							code = sysexits.IOErr
+						}
+					}()
+				}
 			}
 		}
 		if err != nil {

@@ -212,3 +212,17 @@ func Plural(n int, noun string) string {
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
 }
+
+// RouteExit is qrun -route's exit code for the account delivery and
+// mailbox wrote (pkg/delivery's Explain, pkg/mailbox's Explain): 69 when
+// the recipient would bounce or be refused, 75 when it would be deferred,
+// 0 when it would be delivered, as sendmail -bv's "deliverable".
+func RouteExit(account string) int {
+	switch {
+	case strings.Contains(account, "would bounce"), strings.Contains(account, "refused at RCPT time"):
+		return sysexits.Unavail
+	case strings.Contains(account, "would be deferred"):
+		return sysexits.TempFail
+	}
+	return sysexits.OK
+}

@@ -89,3 +89,18 @@ func TestQueueInspection(t *testing.T) {
 		t.Errorf("qrun -list on an unreadable spool: exit %d, want 74\n%s", code, out)
 	}
 }
+
+// A metrics file that cannot be written is not a silent success: the
+// monitoring reading it would see a stale queue.
+func TestMetricsFailureExits(t *testing.T) {
+	e := testenv.New(t)
+	bad := filepath.Join(e.Dir, "no-such-dir", "smtpbs.prom")
+	out, code := e.Qrun("-once", "-metrics", bad)
+	if code != 74 || !strings.Contains(out, "metrics") {
+		t.Errorf("qrun -once -metrics into a missing directory: exit %d, want 74\n%s", code, out)
+	}
+	good := filepath.Join(filepath.Dir(e.LogFile), "smtpbs.prom")
+	if out, code := e.Qrun("-once", "-metrics", good); code != 0 {
+		t.Errorf("qrun -once -metrics: exit %d\n%s", code, out)
+	}
+}

@@ -121,9 +121,9 @@ func TestRouteExplains(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "route for its domain to [192.0.2.25]:2525") || !strings.Contains(out, "192.0.2.25:2525") {
 		t.Errorf("route: %d\n%s", code, out)
 	}
-	out, _ = e.Qrun("-route", "someone@elsewhere.example")
-	if !strings.Contains(out, "MX hosts of elsewhere.example") || !strings.Contains(out, "would be deferred") {
-		t.Errorf("MX route with a DNS failure:\n%s", out)
+	out, code = e.Qrun("-route", "someone@elsewhere.example")
+	if code != 75 || !strings.Contains(out, "MX hosts of elsewhere.example") || !strings.Contains(out, "would be deferred") {
+		t.Errorf("MX route with a DNS failure: exit %d, want 75\n%s", code, out)
 	}
 	out, _ = e.Qrun("-route", "postmaster@mx.test.example")
 	if !strings.Contains(out, "local domain") {
