@@ -175,9 +175,9 @@ func TestSpoolError(t *testing.T) {
 func TestRouteExit(t *testing.T) {
 	for account, want := range map[string]int{
 		"<a@x>: delivered to the MX hosts of x (TLS opportunistic)\n  1. mx.x [192.0.2.1]\n": 0,
-		"<a@x>: delivered to the MX hosts of x\n  now: would bounce: null MX\n":               sysexits.Unavail,
+		"<a@x>: delivered to the MX hosts of x\n  now: would bounce: null MX\n":              sysexits.Unavail,
 		"<a@x>: delivered to the MX hosts of x\n  now: would be deferred: SERVFAIL\n":        sysexits.TempFail,
-		"<a@h>: delivered on this host (local domain h)\n  refused at RCPT time: no user\n":   sysexits.Unavail,
+		"<a@h>: delivered on this host (local domain h)\n  refused at RCPT time: no user\n":  sysexits.Unavail,
 	} {
 		if got := RouteExit(account); got != want {
 			t.Errorf("RouteExit(%q) = %d, want %d", account, got, want)
