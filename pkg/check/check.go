@@ -380,7 +380,7 @@ func (au *auditor) spoolFiles(dir string) {
 			return nil
 		})
 		if err != nil {
-			if au.reported[top] {
+			if au.reported[top] || os.IsPermission(err) && au.parentReported(top) {
 				continue // its owner or mode is wrong; the fix for that comes first
 			}
 			au.fail(Permission, top, fmt.Sprintf("cannot look inside as %s (%v): run -check as root", whoami(), err), "")
@@ -703,14 +703,29 @@ func (au *auditor) lstat(p string) (*syscall.Stat_t, bool) { return au.statWith(
 func (au *auditor) statWith(p string, f func(string) (os.FileInfo, error)) (*syscall.Stat_t, bool) {
 	fi, err := f(p)
 	if err != nil {
-		if os.IsNotExist(err) {
+		switch {
+		case os.IsNotExist(err):
 			au.fail(Permission, p, "does not exist", "")
-		} else {
+		case os.IsPermission(err) && au.parentReported(p):
+			// A directory above is reported with its fix; once that is
+			// applied this one can be inspected. One line, not one per
+			// file below it.
+		default:
 			au.fail(Permission, p, fmt.Sprintf("cannot inspect as %s (%v): run -check as root", whoami(), err), "")
 		}
 		return nil, false
 	}
 	return fi.Sys().(*syscall.Stat_t), true
+}
+
+// parentReported reports whether a directory above p has a finding.
+func (au *auditor) parentReported(p string) bool {
+	for d := filepath.Dir(p); d != "/" && d != "."; d = filepath.Dir(d) {
+		if au.reported[d] {
+			return true
+		}
+	}
+	return false
 }
 
 func (au *auditor) groupName() string {
