@@ -39,10 +39,7 @@ func run() int {
 	if err != nil {
 		return report(err)
 	}
-	env := submit.Env{Settings: settings}
-	if h, err := os.Hostname(); err == nil {
-		env.LocalName = h
-	}
+	env := submit.Env{Settings: settings, LocalName: settings.HeloName()}
 	if o.Verbose {
 		fmt.Fprintf(os.Stderr, "sendmail (smtp-bs %s): submitting to %s\n", version, settings.SubmitTo)
 		env.Debug = os.Stderr
