@@ -15,7 +15,7 @@ func TestQualifyList(t *testing.T) {
 		{`"Doe, John" <jd>, x@y`, `"Doe, John" <jd@h.example>, x@y`},
 		{"ann@x.example (Ann)", "ann@x.example (Ann)"},
 		{"(comment) bob (more)", "(comment) bob@h.example (more)"},
-		{"John Doe", "John Doe"},                       // not an address: left alone
+		{"John Doe", "John Doe"},                                 // not an address: left alone
 		{"undisclosed-recipients:;", "undisclosed-recipients:;"}, // a group
 		{"<>", "<>"},
 		{`"a b"`, `"a b"`},
