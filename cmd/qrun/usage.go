@@ -22,11 +22,11 @@ exit codes (sysexits):
   64  bad flags or arguments
   65  a queue ID that is not in the queue (-show, -hold, -release, -delete, -bounce);
       -route: not an address
-  69  -once: some recipients failed for good and were bounced
+  69  -once: some recipients failed for good and were bounced; -route: it would bounce or be refused
   74  the spool could not be read (missing, unreadable: run qrun -check, or qrun -init)
       or a local error kept messages from being handled; the metrics file could not be written
   73  -init could not create the spool
-  75  -once: some recipients were deferred
+  75  -once: some recipients were deferred; -route: it would be deferred
   77  permission: could not become run_as; -check found a problem
   78  configuration error
 See qrun(8), smtp-bs-queue(5), smtp-bs.toml(5) and README.md.
