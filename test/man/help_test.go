@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -39,7 +40,8 @@ func TestHelp(t *testing.T) {
 			"-show-config", "-hash-password", "-tls-wrapper", "-version", "exit codes", "75", "77", "78"}},
 		{testenv.Bin(t, "smtp-bs"), []string{"-help"}, []string{"exactly one SMTP session"}},
 		{testenv.Bin(t, "qrun"), []string{"-h"}, []string{"queue runner", "-once", "-interval", "-list", "-flush", "-hold", "-release",
-			"-delete", "-bounce", "-route", "-init", "-check", "-metrics", "exit codes", "65", "74", "75"}},
+			"-delete", "-bounce", "-route", "-init", "-check", "-metrics", "-show", "-body", "-shape", "ALL", "exit codes", "65", "74", "75"}},
+		{testenv.Bin(t, "smtp-bs"), []string{"-h"}, []string{"-tcpwrap-lint", "74"}},
 		{testenv.SendmailBin(t), []string{"--help"}, []string{"local submission", "-t", "-f", "exit codes", "75"}},
 		{testenv.SendmailBin(t), []string{"-h"}, []string{"local submission"}},
 	} {
@@ -101,5 +103,27 @@ func TestShowConfig(t *testing.T) {
 	_, errOut, code = runBin(t, bin, "-config", cfg, "-show-config")
 	if code != 78 || !strings.Contains(errOut, ":1: smarthost: unknown key; smarthost is not a key of the top level: it belongs in [delivery]") {
 		t.Errorf("misplaced smarthost: exit %d, %q", code, errOut)
+	}
+}
+
+// Every flag a binary has (as its -h lists them) is in its man page.
+func TestManPagesListEveryFlag(t *testing.T) {
+	flagRe := regexp.MustCompile(`(?m)^  -([a-z][a-z-]*)`)
+	for _, tc := range []struct{ bin, page string }{{testenv.Bin(t, "smtp-bs"), "smtp-bs.8"}, {testenv.Bin(t, "qrun"), "qrun.8"}} {
+		out, _, _ := runBin(t, tc.bin, "-h")
+		b, err := os.ReadFile(page(tc.page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		man := strings.ReplaceAll(string(b), `\-`, "-")
+		flags := flagRe.FindAllStringSubmatch(out, -1)
+		if len(flags) < 6 {
+			t.Fatalf("%s -h lists only %d flags", tc.bin, len(flags))
+		}
+		for _, f := range flags {
+			if !strings.Contains(man, "-"+f[1]) {
+				t.Errorf("%s does not document -%s", tc.page, f[1])
+			}
+		}
 	}
 }
