@@ -11,6 +11,8 @@
 #   DATADIR=$PREFIX/share/smtp-bs         contrib files: the xinetd entry, the cron
 #                                         line, the DNS drop-in, the example config
 #   DOCDIR=$PREFIX/share/doc/smtp-bs      README.md and docs/
+#   MANDIR=$PREFIX/share/man              smtp-bs(8), qrun(8), smtp-bs-sendmail(8),
+#                                         smtp-bs.toml(5), smtp-bs-queue(5)
 #   /etc/smtp-bs                          root:RUN_AS 0750, with smtp-bs.toml root:RUN_AS 0640
 #                                         (fixed: it is the programs' compiled-in default)
 #   SPOOLDIR=/var/spool/smtp-bs           RUN_AS:RUN_AS 0700, made by "qrun -init"
@@ -35,6 +37,7 @@ SBINDIR=${SBINDIR:-$PREFIX/sbin}
 UNITDIR=${UNITDIR:-$PREFIX/lib/systemd/system}
 DATADIR=${DATADIR:-$PREFIX/share/smtp-bs}
 DOCDIR=${DOCDIR:-$PREFIX/share/doc/smtp-bs}
+MANDIR=${MANDIR:-$PREFIX/share/man}
 CONFDIR=/etc/smtp-bs
 CONF=$CONFDIR/smtp-bs.toml
 SPOOLDIR=${SPOOLDIR:-/var/spool/smtp-bs}
@@ -44,6 +47,8 @@ BUILD=${BUILD:-bin}
 D=$DESTDIR
 units="smtp-bs.socket smtp-bs@.service qrun.service qrun.timer qrun-daemon.service
 	smtp-bs-submission.socket smtp-bs-submission@.service smtp-bs-smtps.socket smtp-bs-smtps@.service"
+
+manpages="smtp-bs.8 qrun.8 smtp-bs-sendmail.8 smtp-bs.toml.5 smtp-bs-queue.5"
 
 say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
@@ -142,6 +147,15 @@ do_install() {
 		[ -f "$f" ] && put "$f" "$D$DOCDIR/$(basename "$f")" 0644
 	done
 
+	# Manual pages: man/NAME.SECTION into MANDIR/manSECTION (man smtp-bs).
+	for f in $manpages; do
+		install -d -m 0755 "$D$MANDIR/man${f##*.}"
+		put "man/$f" "$D$MANDIR/man${f##*.}/$f" 0644
+	done
+	if [ -z "$D" ] && command -v mandb >/dev/null 2>&1; then
+		mandb -q "$MANDIR" 2>/dev/null || true
+	fi
+
 	# The spool, by qrun -init: mail:mail 0700 throughout as root (the
 	# binary knows the layout); as anyone else, owned by them.
 	install -d -m 0755 "$(dirname "$D$SPOOLDIR")"
@@ -215,6 +229,9 @@ do_uninstall() {
 	rm -f "$tmp"
 	rmdir "$D$CONFDIR" 2>/dev/null || true
 	rm -rf "$D$DATADIR" "$D$DOCDIR"
+	for f in $manpages; do
+		rm -f "$D$MANDIR/man${f##*.}/$f"
+	done
 
 	# The spool goes only if it holds no mail: never delete a message.
 	if [ -d "$D$SPOOLDIR" ]; then

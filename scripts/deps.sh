@@ -33,6 +33,8 @@ opendkim             a real milter
 opendkim-tools       opendkim-genkey
 util-linux           setpriv, unshare
 argon2               the reference argon2 CLI (auth tests)
+man-db               man --warnings renders the manual pages (test/man), man finds installed ones
+groff-base           groff -ww -man: the manual pages render without a warning
 libdb5.3             Postfix smtp-sink (unpacked, not installed)
 libicu72             Postfix smtp-sink
 libnsl2              Postfix smtp-sink

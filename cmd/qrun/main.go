@@ -21,6 +21,7 @@ import (
 	"smtp-bs/pkg/check"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/delivery"
+	"smtp-bs/pkg/inspect"
 	"smtp-bs/pkg/mailbox"
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/privilege"
@@ -34,7 +35,9 @@ var version = "dev"
 const usage = `usage: qrun [-config FILE] -once | -interval D      deliver (one pass, or a loop)
        qrun [-config FILE] -list [-json]              show the queue
        qrun [-config FILE] -flush [ID...]             make messages due now (all without IDs)
-       qrun [-config FILE] -hold ID... | -release ID... | -delete ID... | -bounce ID...
+       qrun [-config FILE] -show ID [-body]           one message: envelope, recipients, header (postcat -q)
+       qrun [-config FILE] -shape                     the queue by recipient domain and age (qshape)
+       qrun [-config FILE] -hold ID...|ALL | -release ID...|ALL | -delete ID...|ALL | -bounce ID...
        qrun [-config FILE] -route ADDRESS             what would happen to a recipient
        qrun [-config FILE] -init                      create the spool
        qrun [-config FILE] -check                     audit owners and modes of the installation
@@ -45,12 +48,15 @@ func main() { os.Exit(run()) }
 func run() int {
 	syscall.Umask(0o077)
 	fs := flag.NewFlagSet("qrun", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprintln(os.Stderr, usage) }
+	fs.Usage = func() {}
 	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
 	once := fs.Bool("once", false, "make one pass over what is due, then exit")
 	interval := fs.Duration("interval", 0, "time between passes (default: [delivery] interval)")
 	list := fs.Bool("list", false, "print the queue")
 	asJSON := fs.Bool("json", false, "with -list: print JSON")
+	show := fs.String("show", "", "print one message: envelope, each recipient's state and last reply, header (like postcat -q)")
+	body := fs.Bool("body", false, "with -show: print the body too")
+	shape := fs.Bool("shape", false, "the queue by recipient domain and age (like qshape)")
 	flush := fs.Bool("flush", false, "make the given messages (or all) due now")
 	hold := fs.Bool("hold", false, "put messages on hold")
 	release := fs.Bool("release", false, "release held messages")
@@ -62,6 +68,11 @@ func run() int {
 	doCheck := fs.Bool("check", false, "audit the installation (owners, modes, run user), print what is wrong and how to fix it, exit 0, 77 or 78")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			help(os.Stdout, fs)
+			return sysexits.OK
+		}
+		fmt.Fprintln(os.Stderr, usage)
 		return sysexits.Usage
 	}
 	if *showVersion {
@@ -69,13 +80,13 @@ func run() int {
 		return sysexits.OK
 	}
 	tools := 0
-	for _, b := range []bool{*list, *flush, *hold, *release, *del, *bounce, *route != "", *initSpool, *once} {
+	for _, b := range []bool{*list, *flush, *hold, *release, *del, *bounce, *route != "", *initSpool, *once, *show != "", *shape} {
 		if b {
 			tools++
 		}
 	}
 	needIDs := *hold || *release || *del || *bounce
-	if tools > 1 || *asJSON && !*list || needIDs && fs.NArg() == 0 || fs.NArg() > 0 && !needIDs && !*flush {
+	if tools > 1 || *asJSON && !*list || *body && *show == "" || needIDs && fs.NArg() == 0 || fs.NArg() > 0 && !needIDs && !*flush {
 		fmt.Fprintln(os.Stderr, usage)
 		return sysexits.Usage
 	}
@@ -111,15 +122,25 @@ func run() int {
 	}
 	sp, err := spool.Open(cfg.Spool.Dir, spool.Ops{})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "qrun:", err)
-		return sysexits.TempFail
+		fmt.Fprintln(os.Stderr, "qrun:", inspect.SpoolError(cfg.Spool.Dir, err))
+		return sysexits.IOErr
 	}
 	switch {
-	case *list:
+	case *show != "":
+		if err := inspect.Show(os.Stdout, sp, *show, *body, time.Now()); err != nil {
+			fmt.Fprintln(os.Stderr, "qrun:", err)
+			return inspect.ExitCode(err)
+		}
+		return sysexits.OK
+	case *list, *shape:
 		items, err := runner.List(sp)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "qrun:", err)
-			return sysexits.TempFail
+			fmt.Fprintln(os.Stderr, "qrun:", inspect.SpoolError(cfg.Spool.Dir, err))
+			return sysexits.IOErr
+		}
+		if *shape {
+			inspect.Shape(os.Stdout, items, time.Now())
+			return sysexits.OK
 		}
 		if *asJSON {
 			runner.WriteJSON(os.Stdout, items)
@@ -128,7 +149,14 @@ func run() int {
 		}
 		return sysexits.OK
 	case *hold, *release, *del, *bounce:
-		return eachID(fs.Args(), func(id string) (string, error) {
+		ids := fs.Args()
+		if !*bounce { // ALL: every message (-bounce ALL is too easy a mistake)
+			if ids, err = inspect.Expand(sp, ids, func(e spool.Entry) bool { return *del || e.Held == *release }); err != nil {
+				fmt.Fprintln(os.Stderr, "qrun:", err)
+				return sysexits.IOErr
+			}
+		}
+		return inspect.Each(os.Stdout, os.Stderr, ids, func(id string) (string, error) {
 			switch {
 			case *hold:
 				return "held", sp.Hold(id)
@@ -148,7 +176,7 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "qrun:", err)
 			return sysexits.TempFail
 		}
-		fmt.Printf("qrun: %d messages due now\n", n)
+		fmt.Printf("qrun: %s due now\n", inspect.Plural(n, "message"))
 		if pid := lockHolder(sp); pid > 0 {
 			// A running qrun wakes for a pass at once.
 			syscall.Kill(pid, syscall.SIGUSR1)
@@ -160,20 +188,6 @@ func run() int {
 	return deliver(cfg, sp, *once, *interval, *metrics)
 }
 
-func eachID(ids []string, f func(id string) (string, error)) int {
-	code := sysexits.OK
-	for _, id := range ids {
-		what, err := f(id)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "qrun: %s: %v\n", id, err)
-			code = sysexits.DataErr
-			continue
-		}
-		fmt.Printf("%s: %s\n", id, what)
-	}
-	return code
-}
-
 func explain(cfg *config.Config, tr *delivery.Transport, addr string) int {
 	addr = strings.Trim(addr, "<>")
 	at := strings.LastIndexByte(addr, '@')
@@ -182,16 +196,18 @@ func explain(cfg *config.Config, tr *delivery.Transport, addr string) int {
 		return sysexits.DataErr
 	}
 	if cfg.Local.IsLocalDelivery(addr[at+1:]) {
-		fmt.Print(mailbox.Explain(cfg, addr))
-		return sysexits.OK
+		account := mailbox.Explain(cfg, addr)
+		fmt.Print(account)
+		return inspect.RouteExit(account)
 	}
 	if cfg.SMTP.IsLocalDomain(addr[at+1:]) {
 		fmt.Printf("<%s>: %s is a local domain: accepted from anyone, then:\n", addr, addr[at+1:])
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	fmt.Print(tr.Explain(ctx, addr))
-	return sysexits.OK
+	account := tr.Explain(ctx, addr)
+	fmt.Print(account)
+	return inspect.RouteExit(account)
 }
 
 // lockHolder is the pid of the qrun holding the spool lock, or 0.
@@ -206,7 +222,7 @@ func lockHolder(sp *spool.Spool) int {
 	return pid
 }
 
-func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Duration, metrics string) int {
+func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Duration, metrics string) (code int) {
 	log, err := maillog.Open(cfg.Log, filepath.Base(os.Args[0]))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "qrun:", err)
@@ -214,7 +230,10 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 	}
 	lock, err := sp.TryLock()
 	if errors.Is(err, spool.ErrLocked) {
-		fmt.Fprintln(os.Stderr, "qrun: another qrun is working on", cfg.Spool.Dir, "- nothing to do")
+		// Overlaps are harmless: say so only to a person, not to cron's mail.
+		if maillog.StderrInteractive() {
+			fmt.Fprintln(os.Stderr, "qrun: another qrun is working on", cfg.Spool.Dir, "- nothing to do")
+		}
 		return sysexits.OK
 	}
 	if err != nil {
@@ -249,6 +268,14 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 		if metrics != "" {
 			if err := runner.WriteMetrics(metrics, sp, st, time.Now()); err != nil {
 				log.Event(maillog.Error, "error", "stage", "metrics", "err", err)
+				if once { // monitoring that reads a stale file must hear of it
+					fmt.Fprintln(os.Stderr, "qrun:", err)
+					defer func() {
+						if code == sysexits.OK {
+							code = sysexits.IOErr
+						}
+					}()
+				}
 			}
 		}
 		if err != nil {

@@ -27,6 +27,10 @@ func run() int {
 	if err != nil {
 		return report(err)
 	}
+	if o.Help {
+		io.WriteString(os.Stdout, submit.Help)
+		return submit.ExOK
+	}
 	if o.NewAliases {
 		fmt.Fprintln(os.Stderr, "sendmail: nothing to do: qrun reads the aliases file at each delivery; there is no database to rebuild")
 		return submit.ExOK
@@ -35,10 +39,7 @@ func run() int {
 	if err != nil {
 		return report(err)
 	}
-	env := submit.Env{Settings: settings}
-	if h, err := os.Hostname(); err == nil {
-		env.LocalName = h
-	}
+	env := submit.Env{Settings: settings, LocalName: settings.HeloName()}
 	if o.Verbose {
 		fmt.Fprintf(os.Stderr, "sendmail (smtp-bs %s): submitting to %s\n", version, settings.SubmitTo)
 		env.Debug = os.Stderr

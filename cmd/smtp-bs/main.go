@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -40,7 +41,16 @@ func run() int {
 	hashPassword := fs.Bool("hash-password", false, "with [USER]: read a password (from the terminal without echo, else one line of standard input) and print a credentials_file line")
 	hashScheme := fs.String("hash-scheme", auth.Argon2id, "hash for -hash-password: argon2id or bcrypt")
 	doCheck := fs.Bool("check", false, "audit the installation (owners, modes, run user), print what is wrong and how to fix it, exit 0, 77 or 78")
+	wrapLint := fs.Bool("tcpwrap-lint", false, "report the malformed rules of hosts.allow/hosts.deny, with file and line (like tcpdchk)")
+	var showConfig config.ShowFlag
+	fs.Var(&showConfig, "show-config", "print the configuration after defaults as TOML; =changed: only what differs from the defaults")
+	fs.Usage = func() {}
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			help(os.Stdout, fs)
+			return sysexits.OK
+		}
+		brief(os.Stderr)
 		return sysexits.Usage
 	}
 	if *showVersion {
@@ -52,6 +62,12 @@ func run() int {
 	}
 	if *hashPassword {
 		return hashMain(*hashScheme, fs.Args())
+	}
+	if *wrapLint {
+		return tcpwrapLint(*cfgPath, fs.Args())
+	}
+	if showConfig != "" {
+		return showConfigMain(*cfgPath, showConfig == "changed", fs.Args())
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "smtp-bs: unexpected arguments:", fs.Args())
@@ -113,6 +129,9 @@ func run() int {
 	if cfg.TCPWrap.Enabled && !conn.Local {
 		daemon := access.Daemon(cfg, progName())
 		v, err := access.Check(context.Background(), cfg, daemon, conn.RemoteAddr(), conn.LocalAddr(), nil)
+		for _, p := range v.Malformed { // libwrap syslogs these too
+			log.Event(maillog.Warning, "tcpwrap", "problem", p.String())
+		}
 		if err != nil || !v.Allow {
 			log.Event(maillog.Warning, "reject", "stage", "tcpwrap", "peer", client, "daemon", daemon,
 				"rule", fmt.Sprintf("%s:%d", v.File, v.Line), "reason", v.Reason)

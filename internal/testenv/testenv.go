@@ -74,6 +74,7 @@ var packages = map[string]string{
 	"setpriv": "util-linux", "runuser": "util-linux", "opendkim": "opendkim",
 	"opendkim-genkey": "opendkim-tools", "make": "make", "gcc": "gcc",
 	"tcpdmatch": "tcpd", "argon2": "argon2", "git": "git",
+	"groff": "groff-base", "man": "man-db", "mandb": "man-db",
 }
 
 // Package returns the Debian package that provides tool, or tool itself.

@@ -119,6 +119,8 @@ func Explain(w io.Writer, cfg *config.Config, daemon, addr, name string) (bool, 
 	if !cfg.TCPWrap.Enabled {
 		fmt.Fprintln(w, "note:    [tcpwrap] enabled = false: smtp-bs does not apply this check now")
 	}
+	// The whole files, not only the rules read on the way to this verdict.
+	Lint(w, cfg)
 	return v.Allow, nil
 }
 
@@ -141,4 +143,21 @@ func (s staticResolver) LookupHost(_ context.Context, host string) ([]string, er
 
 func (s staticResolver) LookupCNAME(_ context.Context, host string) (string, error) {
 	return strings.TrimSuffix(host, ".") + ".", nil
+}
+
+// Lint writes the malformed rules of the allow and deny files, one per
+// line as FILE:LINE: problem (like tcpdchk), and returns how many.
+func Lint(w io.Writer, cfg *config.Config) (int, error) {
+	n := 0
+	for _, p := range []string{cfg.TCPWrap.AllowFile, cfg.TCPWrap.DenyFile} {
+		probs, err := tcpwrap.Lint(p)
+		if err != nil {
+			return n, fmt.Errorf("%s: %w", p, err)
+		}
+		for _, pr := range probs {
+			fmt.Fprintf(w, "warning: %s\n", pr)
+			n++
+		}
+	}
+	return n, nil
 }

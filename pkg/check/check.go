@@ -35,6 +35,7 @@ import (
 	"smtp-bs/pkg/privilege"
 	"smtp-bs/pkg/spool"
 	"smtp-bs/pkg/sysexits"
+	"smtp-bs/pkg/tcpwrap"
 )
 
 // Kind says which exit code a finding leads to.
@@ -379,7 +380,7 @@ func (au *auditor) spoolFiles(dir string) {
 			return nil
 		})
 		if err != nil {
-			if au.reported[top] {
+			if au.reported[top] || os.IsPermission(err) && au.parentReported(top) {
 				continue // its owner or mode is wrong; the fix for that comes first
 			}
 			au.fail(Permission, top, fmt.Sprintf("cannot look inside as %s (%v): run -check as root", whoami(), err), "")
@@ -470,6 +471,12 @@ func (au *auditor) tcpwrap() {
 	}
 	for _, p := range []string{au.Config.TCPWrap.AllowFile, au.Config.TCPWrap.DenyFile} {
 		au.rootFile("tcpwrap rules", p, false, true)
+		// Rules libwrap skips in silence, as tcpdchk reports them.
+		probs, _ := tcpwrap.Lint(p)
+		for _, pr := range probs {
+			au.fail(Config, fmt.Sprintf("%s:%d", pr.File, pr.Line), pr.Msg,
+				fmt.Sprintf("${EDITOR:-vi} +%d %s   # a rule is: daemon_list : client_list [: options]", pr.Line, pr.File))
+		}
 	}
 }
 
@@ -748,14 +755,29 @@ func (au *auditor) lstat(p string) (*syscall.Stat_t, bool) { return au.statWith(
 func (au *auditor) statWith(p string, f func(string) (os.FileInfo, error)) (*syscall.Stat_t, bool) {
 	fi, err := f(p)
 	if err != nil {
-		if os.IsNotExist(err) {
+		switch {
+		case os.IsNotExist(err):
 			au.fail(Permission, p, "does not exist", "")
-		} else {
+		case os.IsPermission(err) && au.parentReported(p):
+			// A directory above is reported with its fix; once that is
+			// applied this one can be inspected. One line, not one per
+			// file below it.
+		default:
 			au.fail(Permission, p, fmt.Sprintf("cannot inspect as %s (%v): run -check as root", whoami(), err), "")
 		}
 		return nil, false
 	}
 	return fi.Sys().(*syscall.Stat_t), true
+}
+
+// parentReported reports whether a directory above p has a finding.
+func (au *auditor) parentReported(p string) bool {
+	for d := filepath.Dir(p); d != "/" && d != "."; d = filepath.Dir(d) {
+		if au.reported[d] {
+			return true
+		}
+	}
+	return false
 }
 
 func (au *auditor) groupName() string {

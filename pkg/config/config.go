@@ -407,7 +407,7 @@ func Parse(source string, src []byte) (*Config, error) {
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
-		return nil, &Error{Source: source, Line: lineOf(src, k), Key: k.String(), Msg: "unknown key"}
+		return nil, &Error{Source: source, Line: lineOf(src, k), Key: k.String(), Msg: "unknown key" + misplacedHint(k)}
 	}
 	return c, c.validate(src, md)
 }

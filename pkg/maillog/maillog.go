@@ -5,7 +5,8 @@
 // client. "auto" picks stderr when it is a terminal or a file (an admin
 // running the program by hand), else the journal when systemd started the
 // program with stderr in it (JOURNAL_STREAM), else syslog (facility mail),
-// else the journal, else nothing.
+// else the journal, else stderr when it is not a socket (saying so once),
+// else nothing.
 package maillog
 
 import (
@@ -95,6 +96,13 @@ func open(target, prog string, d daemons) (*Logger, error) {
 		}
 		if l, err := second(); err == nil {
 			return l, nil
+		}
+		// No log daemon (a container, a chroot without /dev/log): stderr
+		// rather than nowhere, when it is not the client, saying so once.
+		if StderrSafe() {
+			fmt.Fprintf(os.Stderr, "%s: log = \"auto\": no syslog socket (%s) and no journal (%s): logging to stderr\n",
+				prog, strings.Join(d.syslog, ", "), d.journal)
+			return New(prog, os.Stderr), nil
 		}
 		return Discard(), nil
 	}

@@ -11,15 +11,17 @@ import (
 
 // Item is one queued message as -list shows it.
 type Item struct {
-	ID      string     `json:"id"`
-	Arrived time.Time  `json:"arrived"`
-	AgeSec  int64      `json:"age_seconds"`
-	Size    int64      `json:"size"`
-	From    string     `json:"from"`
-	NextTry time.Time  `json:"next_try"`
-	Held    bool       `json:"held"`
-	Rcpts   []RcptItem `json:"recipients"`
-	Damaged string     `json:"damaged,omitempty"`
+	ID      string    `json:"id"`
+	Arrived time.Time `json:"arrived"`
+	AgeSec  int64     `json:"age_seconds"`
+	Size    int64     `json:"size"`
+	From    string    `json:"from"`
+	NextTry time.Time `json:"next_try"`
+	Held    bool      `json:"held"`
+	// Delivering: a qrun has the message open for delivery right now.
+	Delivering bool       `json:"delivering"`
+	Rcpts      []RcptItem `json:"recipients"`
+	Damaged    string     `json:"damaged,omitempty"`
 }
 
 // RcptItem is one recipient's state.
@@ -41,7 +43,7 @@ func List(sp *spool.Spool) ([]Item, error) {
 	now := sp.Now()
 	items := make([]Item, 0, len(entries))
 	for _, e := range entries {
-		it := Item{ID: e.ID, NextTry: e.NextTry, Held: e.Held}
+		it := Item{ID: e.ID, NextTry: e.NextTry, Held: e.Held, Delivering: !e.Held && sp.Delivering(e.ID)}
 		env, err := sp.ReadEnvelope(e.ID)
 		if err != nil {
 			it.Damaged = err.Error()
@@ -85,6 +87,8 @@ func WriteText(w io.Writer, items []Item, now time.Time) {
 		flag := ""
 		if it.Held {
 			flag = "  (held)"
+		} else if it.Delivering {
+			flag = "  (delivering)"
 		} else if it.NextTry.After(now) {
 			flag = "  next try in " + age(it.NextTry.Sub(now))
 		}

@@ -27,3 +27,18 @@ func TestListFormats(t *testing.T) {
 		t.Errorf("text:\n%s", txt.String())
 	}
 }
+
+// The pass summary counts follow-up passes without saying "5 due of 3
+// queued", and gets its plurals right.
+func TestSummaryWording(t *testing.T) {
+	st := &Stats{Scanned: 3, Due: 5, Sent: 1, Bounces: 1, Errors: 1}
+	got := st.Summary()
+	for _, want := range []string{"3 messages in the queue, 5 messages handled (follow-up passes included)", "1 DSN queued", "1 error"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Summary() = %q, lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "due of") || strings.Contains(got, "1 DSNs") || strings.Contains(got, "1 errors") {
+		t.Errorf("Summary() = %q", got)
+	}
+}

@@ -133,7 +133,17 @@ func (st *Stats) ExitCode() int {
 }
 
 // Summary is a one-line human account of a pass.
+// Due counts the follow-up passes too (the bounces and forwards a pass
+// queued), so it may exceed what the first scan found.
 func (st *Stats) Summary() string {
-	return fmt.Sprintf("%d due of %d queued: %d sent, %d deferred, %d bounced; %d DSNs queued, %d removed, %d moved aside, %d errors",
-		st.Due, st.Scanned, st.Sent, st.Deferred, st.Failed, st.Bounces+st.Warnings, st.Removed, st.MovedAside, st.Errors)
+	return fmt.Sprintf("%s in the queue, %s handled (follow-up passes included): recipients %d sent, %d deferred, %d bounced; %s queued, %d removed, %d moved aside, %s",
+		plural(st.Scanned, "message"), plural(st.Due, "message"), st.Sent, st.Deferred, st.Failed,
+		plural(st.Bounces+st.Warnings, "DSN"), st.Removed, st.MovedAside, plural(st.Errors, "error"))
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -460,7 +460,15 @@ func (s *session) Data(r io.Reader) error {
 		m.Abort()
 		return b.localError("data", err)
 	}
-	chk := newBodyCheck(m, cfg.SMTP.MaxReceived)
+	// A submission server (require_auth) completes the header, as an
+	// MSA does (RFC 6409 8.1-8.3).
+	var w io.Writer = m
+	var fix *headerFixer
+	if cfg.SMTP.RequireAuth {
+		fix = newHeaderFixer(m, cfg.Hostname, from, now)
+		w = fix
+	}
+	chk := newBodyCheck(w, cfg.SMTP.MaxReceived)
 	if _, err := io.CopyBuffer(chk, r, make([]byte, 16<<10)); err != nil {
 		m.Abort()
 		var se *smtp.SMTPError
@@ -486,6 +494,12 @@ func (s *session) Data(r io.Reader) error {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return b.refuse("data", bad, "from", from, "nrcpts", len(rcpts))
+	}
+	if fix != nil {
+		if err := fix.finish(); err != nil {
+			m.Abort()
+			return b.localError("data", err)
+		}
 	}
 	body := string(opts.Body)
 	if body == "" {

@@ -18,6 +18,7 @@ type Options struct {
 	ConfigSet    bool
 	Verbose      bool     // -v: the SMTP dialogue goes to stderr
 	NewAliases   bool     // -bi, -I, or invoked as newaliases
+	Help         bool     // --help, or -h alone (sendmail's -h takes a hop count)
 	Rcpts        []string // the arguments after the options, as given
 }
 
@@ -50,6 +51,12 @@ func Parse(prog string, args []string) (*Options, error) {
 		return nil, refusedMode("p")
 	case "newaliases":
 		o.NewAliases = true
+	}
+	// --help is no sendmail option, and -h takes a value (the hop count):
+	// either alone asks for help rather than for an error.
+	if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+		o.Help = true
+		return o, nil
 	}
 	i := 0
 args:

@@ -51,6 +51,16 @@ type Settings struct {
 	MaxBytes int64
 }
 
+// HeloName is the front's name in EHLO: the hostname of the config it
+// was given, else the system's host name.
+func (s Settings) HeloName() string {
+	if s.Hostname != "" {
+		return s.Hostname
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
 // UnknownMaxBytes bounds the input when the config cannot be read, so that
 // a runaway writer cannot fill the disk with the temporary file.
 const UnknownMaxBytes = 1 << 30
@@ -167,6 +177,10 @@ func Submit(ctx context.Context, o *Options, env Env, stdin io.Reader) (*Result,
 	if host == "" {
 		host = "localhost"
 	}
+
+	// "From: root (Cron Daemon)", "To: bob": a reader elsewhere could
+	// not answer them.
+	QualifyFields(msg, host)
 
 	own := Qualify(login, host)
 	sender := own

@@ -170,8 +170,10 @@ func TestCronStyle(t *testing.T) {
 	if !cleanCRLF(d) {
 		t.Errorf("not clean CRLF: %q", d)
 	}
-	if header(d, "From") != "root (Cron Daemon)" {
-		t.Errorf("the message's own From: was changed: %q", header(d, "From"))
+	// Its own From: and To: are kept, qualified with the hostname (a
+	// reader elsewhere could not answer "root").
+	if header(d, "From") != "root@host.example (Cron Daemon)" || header(d, "To") != "root@host.example" {
+		t.Errorf("From: %q, To: %q; want them qualified", header(d, "From"), header(d, "To"))
 	}
 	if header(d, "Date") != "Tue, 05 Mar 2024 06:07:08 +0100" {
 		t.Errorf("Date: %q", header(d, "Date"))

@@ -31,6 +31,10 @@ type checker struct {
 	dnsCtx    context.Context
 	dnsCancel context.CancelFunc
 
+	// malformed collects the rules skipped or misread on the way to the
+	// verdict, for the caller to log (libwrap syslogs them).
+	malformed []Problem
+
 	daemon string
 	user   string
 	client endpoint

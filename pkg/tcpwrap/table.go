@@ -105,9 +105,14 @@ func (c *checker) tableMatch(path string) tableResult {
 		if line[0] == '#' || strspn(line, " \t\r\n") == len(line) {
 			continue
 		}
+		if msg := brackets(line); msg != "" {
+			c.malformed = append(c.malformed, Problem{File: path, Line: first, Msg: msg + ": the rule cannot match as written"})
+		}
 		svList, rest, ok := splitAt(line, ':')
 		if !ok {
-			continue // libwrap: "missing ":" separator"
+			// libwrap syslogs "missing ":" separator" and skips the rule.
+			c.malformed = append(c.malformed, Problem{File: path, Line: first, Msg: `missing ":" separator: the rule is skipped`})
+			continue
 		}
 		clList, options, hasOptions := splitAt(rest, ':')
 		matched := c.listMatch(svList, c.serverMatch) && c.listMatch(clList, c.clientMatch)

@@ -83,6 +83,9 @@ type Verdict struct {
 	Severity string
 	// Reason says in words why, e.g. "denied by /etc/hosts.deny:3".
 	Reason string
+	// Malformed lists the rules read on the way to the verdict that
+	// libwrap would skip or misread (Lint checks whole files).
+	Malformed []Problem
 
 	severity int // syslog priority value of Severity, for tests
 }
@@ -107,6 +110,7 @@ func Check(ctx context.Context, daemon string, c Client, o Options) (Verdict, er
 	ck := newChecker(ctx, daemon, c, o)
 	defer ck.close()
 	v := ck.hostsAccess()
+	v.Malformed = ck.malformed
 	if err := ctx.Err(); err != nil {
 		return Verdict{Reason: "check interrupted"}, fmt.Errorf("tcpwrap: check for %s: %w", daemon, err)
 	}

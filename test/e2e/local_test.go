@@ -100,9 +100,14 @@ func TestLocalDeliveryThroughAliases(t *testing.T) {
 	if n := len(e.Queued()); n != 0 {
 		t.Errorf("%d messages left queued", n)
 	}
-	out, _ := e.Qrun("-route", "team@mx.test.example")
-	if !strings.Contains(out, "local") {
-		t.Errorf("-route for a local alias:\n%s", out)
+	out, code := e.Qrun("-route", "team@mx.test.example")
+	if code != 0 || !strings.Contains(out, "local") {
+		t.Errorf("-route for a local alias: exit %d\n%s", code, out)
+	}
+	// An unknown user would be refused (sendmail -bv's "User unknown"): 69.
+	out, code = e.Qrun("-route", "no-such-user-here@mx.test.example")
+	if code != 69 || !strings.Contains(out, "refused at RCPT time") {
+		t.Errorf("-route for an unknown local user: exit %d, want 69\n%s", code, out)
 	}
 }
 

@@ -251,7 +251,7 @@ func TestInstallNotRoot(t *testing.T) {
 	// A copy of what install.sh reads, so that nobody can read it wherever
 	// the checkout lives.
 	src := destdir(t)
-	for _, p := range []string{"contrib", "README.md", "docs"} {
+	for _, p := range []string{"contrib", "README.md", "docs", "man"} {
 		if _, err := os.Stat(filepath.Join(testenv.Root(), p)); err != nil {
 			continue
 		}
