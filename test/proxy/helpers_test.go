@@ -88,6 +88,12 @@ backend nodes
 // stat returns HAProxy's statistics row of server name ("show stat").
 func (h *haproxy) stat(t *testing.T, name string) map[string]string {
 	t.Helper()
+	return h.statIn(t, "nodes", name)
+}
+
+// statIn returns the statistics row of server name in backend be.
+func (h *haproxy) statIn(t *testing.T, be, name string) map[string]string {
+	t.Helper()
 	c, err := net.DialTimeout("unix", h.stats, 5*time.Second)
 	if err != nil {
 		t.Fatalf("haproxy stats socket: %v", err)
@@ -104,7 +110,7 @@ func (h *haproxy) stat(t *testing.T, name string) map[string]string {
 	head := rows[0]
 	head[0] = strings.TrimPrefix(head[0], "# ")
 	for _, row := range rows[1:] {
-		if len(row) > 1 && row[1] == name {
+		if len(row) > 1 && row[0] == be && row[1] == name {
 			m := map[string]string{}
 			for i := range min(len(head), len(row)) {
 				m[head[i]] = row[i]
@@ -112,7 +118,7 @@ func (h *haproxy) stat(t *testing.T, name string) map[string]string {
 			return m
 		}
 	}
-	t.Fatalf("show stat: no server %s", name)
+	t.Fatalf("show stat: no server %s/%s", be, name)
 	return nil
 }
 
@@ -121,9 +127,15 @@ func (h *haproxy) stat(t *testing.T, name string) map[string]string {
 // its statistics row.
 func (h *haproxy) waitChecked(t *testing.T, name string) map[string]string {
 	t.Helper()
+	return h.waitCheckedIn(t, "nodes", name)
+}
+
+// waitCheckedIn is waitChecked for server name of backend be.
+func (h *haproxy) waitCheckedIn(t *testing.T, be, name string) map[string]string {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s := h.stat(t, name)
+		s := h.statIn(t, be, name)
 		if s["check_status"] == "L7OK" {
 			return s
 		}
