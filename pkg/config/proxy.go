@@ -27,6 +27,9 @@ func defaultProxy() Proxy { return Proxy{HeaderTimeout: Duration{10 * time.Secon
 
 func (c *Config) validateProxy(bad func(string, ...string) error) error {
 	c.Proxy.trusted = nil
+	if len(c.Proxy.Trusted) == 0 {
+		c.Proxy.Trusted = nil // unset and empty mean the same: no balancer
+	}
 	for _, n := range c.Proxy.Trusted {
 		p, err := parseNetwork(n)
 		if err != nil {
