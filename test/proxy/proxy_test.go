@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -187,5 +188,32 @@ func waitLog(t *testing.T, env *testenv.Env, parts ...string) {
 			t.Fatalf("no log line with %q:\n%s", parts, env.Log())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestTCPWrapTestBehindBalancer: smtp-bs -tcpwrap-test answers for the
+// client's address as a session behind the balancer would be judged, and
+// given the balancer's own address says that one is never judged.
+func TestTCPWrapTestBehindBalancer(t *testing.T) {
+	env := proxiedEnv(t)
+	run := func(addr string) (string, int) {
+		cmd := exec.Command(testenv.Bin(t, "smtp-bs"), "-config", env.CfgFile, "-tcpwrap-test", addr)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	if out, code := run(relayIP); code != 0 || !strings.Contains(out, "verdict: allowed") || strings.Contains(out, "balancer") {
+		t.Errorf("-tcpwrap-test %s: exit %d\n%s", relayIP, code, out)
+	}
+	if out, code := run(deniedIP); code != 77 || !strings.Contains(out, "verdict: denied") {
+		t.Errorf("-tcpwrap-test %s: exit %d\n%s", deniedIP, code, out)
+	}
+	if out, _ := run(balancer); !strings.Contains(out, "trusted balancer") || !strings.Contains(out, "never by this one") {
+		t.Errorf("-tcpwrap-test %s (the balancer) does not say it is never judged:\n%s", balancer, out)
 	}
 }
