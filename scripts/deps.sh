@@ -32,6 +32,8 @@ python3-dkim         a DKIM verifier
 opendkim             a real milter
 opendkim-tools       opendkim-genkey
 haproxy              a real load balancer sending PROXY v1/v2 headers (test/proxy)
+nginx                contrib/nginx's stream fragment, PROXY v1 (test/proxy)
+libnginx-mod-stream  nginx's stream module
 util-linux           setpriv, unshare
 argon2               the reference argon2 CLI (auth tests)
 libdb5.3             Postfix smtp-sink (unpacked, not installed)
@@ -54,7 +56,7 @@ want=$(list)
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# Daemons among them (opendkim, haproxy) must not start on install: the
+# Daemons among them (opendkim, haproxy, nginx) must not start on install: the
 # tests start their own, on their own ports.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
