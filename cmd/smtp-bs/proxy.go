@@ -14,9 +14,11 @@ import (
 // judges or records the peer. It reports false when the process is done
 // with the connection: dropped for want of a valid header (logged; never
 // served under the balancer's address), or a balancer's health check
-// (answered with a 220, not logged).
+// (answered with a 220, not logged). Under [chroot] this runs as root,
+// as the tcpwrap check does: the header comes only from a trusted
+// balancer, and is read within a bounded size and time.
 func unproxy(cfg *config.Config, conn *launcher.Conn, log *maillog.Logger) bool {
-	h, err := conn.Unproxy(cfg.Proxy.TrustedNetworks(), cfg.Proxy.HeaderTimeout.Duration)
+	h, err := conn.Unproxy(cfg.Proxy.IsTrusted, cfg.Proxy.HeaderTimeout.Duration)
 	switch {
 	case err != nil:
 		log.Event(maillog.Warning, "reject", "stage", "proxy", "balancer", conn.Peer,

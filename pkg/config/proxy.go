@@ -43,9 +43,6 @@ func (c *Config) validateProxy(bad func(string, ...string) error) error {
 	return nil
 }
 
-// TrustedNetworks are the parsed [proxy] trusted networks.
-func (p *Proxy) TrustedNetworks() []netip.Prefix { return p.trusted }
-
 // IsTrusted reports whether addr is a trusted balancer.
 func (p *Proxy) IsTrusted(addr netip.Addr) bool { return inNetworks(p.trusted, addr) }
 

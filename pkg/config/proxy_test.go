@@ -11,7 +11,7 @@ func TestProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Proxy.TrustedNetworks()) != 0 || c.Proxy.IsTrusted(netip.MustParseAddr("127.0.0.1")) {
+	if c.Proxy.Trusted != nil || c.Proxy.IsTrusted(netip.MustParseAddr("127.0.0.1")) {
 		t.Errorf("by default no balancer is trusted: %v", c.Proxy.Trusted)
 	}
 	if c.Proxy.HeaderTimeout.Duration != 10*time.Second {

@@ -5,13 +5,14 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"smtp-bs/internal/testenv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pires/go-proxyproto"
 	"github.com/pires/go-proxyproto/tlvparse"
+
+	"smtp-bs/internal/testenv"
 )
 
 func v2(t *testing.T, cmd proxyproto.ProtocolVersionAndCommand, src, dst string, tlvs ...proxyproto.TLV) []byte {
