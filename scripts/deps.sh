@@ -31,6 +31,9 @@ python3              smtplib client, mailbox reader
 python3-dkim         a DKIM verifier
 opendkim             a real milter
 opendkim-tools       opendkim-genkey
+haproxy              a real load balancer sending PROXY v1/v2 headers (test/proxy)
+nginx                contrib/nginx's stream fragment, PROXY v1 (test/proxy)
+libnginx-mod-stream  nginx's stream module
 util-linux           setpriv, unshare
 argon2               the reference argon2 CLI (auth tests)
 man-db               man --warnings renders the manual pages (test/man), man finds installed ones
@@ -58,10 +61,10 @@ want=$(list)
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# No daemon of a package (dovecot, opendkim) is started by its install: the
-# tests start their own, on 127.0.0.1 with their own configs.
+# No daemon of a package (dovecot, opendkim, haproxy, nginx) is started by
+# its install: the tests start their own, on 127.0.0.1 with their own configs.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
   chmod 755 /usr/sbin/policy-rc.d
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi

@@ -117,6 +117,9 @@ func run() int {
 		log.Event(maillog.Error, "error", "stage", "alarm", "err", "session cap exceeded, exiting")
 		os.Exit(sysexits.TempFail)
 	})
+	if !unproxy(cfg, conn, log) {
+		return sysexits.OK
+	}
 	if cfg.Chroot.Dir != "" && !jail && !chrootUnavailable(cfg, log) {
 		fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
 		conn.Close()

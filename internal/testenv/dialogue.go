@@ -85,3 +85,24 @@ func (d *Dialogue) Cmdf(want int, format string, a ...any) string {
 	d.T.Helper()
 	return d.Cmd(fmt.Sprintf(format, a...), want)
 }
+
+// TCPPair returns both ends of a real TCP connection on 127.0.0.1: the
+// accepted end (what a launcher hands smtp-bs) and the dialled one.
+func TCPPair(t testing.TB) (server, client net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}

@@ -119,6 +119,9 @@ func Explain(w io.Writer, cfg *config.Config, daemon, addr, name string) (bool, 
 	if !cfg.TCPWrap.Enabled {
 		fmt.Fprintln(w, "note:    [tcpwrap] enabled = false: smtp-bs does not apply this check now")
 	}
+	if cfg.Proxy.IsTrusted(ip) {
+		fmt.Fprintln(w, "note:    a trusted balancer ([proxy] trusted): its connections are judged by the client address in their PROXY header, never by this one")
+	}
 	// The whole files, not only the rules read on the way to this verdict.
 	Lint(w, cfg)
 	return v.Allow, nil

@@ -51,6 +51,7 @@ type Config struct {
 	// Milters are consulted in this order ([[milter]] tables).
 	Milters []Milter `toml:"milter"`
 	Chroot  Chroot   `toml:"chroot"`
+	Proxy   Proxy    `toml:"proxy"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `toml:"-"`
@@ -338,6 +339,7 @@ func Default() *Config {
 			MaxHashPasses:    8,
 			MaxBcryptCost:    12,
 		},
+		Proxy: defaultProxy(),
 	}
 }
 
@@ -595,6 +597,9 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 	if err := c.validateLocal(bad); err != nil {
 		return err
 	}
+	if err := c.validateProxy(bad); err != nil {
+		return err
+	}
 	if strings.ContainsAny(c.TCPWrap.Daemon, " \t,:") {
 		return bad("must be one word", "tcpwrap", "daemon")
 	}
@@ -742,15 +747,7 @@ func parseNetwork(s string) (netip.Prefix, error) {
 }
 
 // RelayAllowed reports whether a client at addr is in relay_networks.
-func (s *SMTP) RelayAllowed(addr netip.Addr) bool {
-	addr = addr.Unmap()
-	for _, p := range s.relayPrefixes {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
-}
+func (s *SMTP) RelayAllowed(addr netip.Addr) bool { return inNetworks(s.relayPrefixes, addr) }
 
 // IsLocalDomain reports whether domain (any case, no trailing dot) is local.
 func (s *SMTP) IsLocalDomain(domain string) bool {

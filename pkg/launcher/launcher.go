@@ -29,6 +29,9 @@ type Conn struct {
 	Local bool
 	// Via names how the connection arrived: "socket-activation", "inetd" or "pipe".
 	Via string
+	// Balancer is the trusted load balancer's address when the connection
+	// came through one (Unproxy); invalid otherwise.
+	Balancer netip.Addr
 }
 
 // Take returns the connection and points the spare descriptors at

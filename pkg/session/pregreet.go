@@ -37,6 +37,11 @@ var errEarlyTalker = reply(554, smtp.EnhancedCode{5, 5, 0}, "Protocol error: tal
 // within wait. It consumes nothing. Connections that are not sockets
 // (pipes, net.Pipe in tests) are never early talkers.
 func earlyTalk(conn net.Conn, wait time.Duration) bool {
+	// Behind a balancer, input may already sit in the buffer the PROXY
+	// header was read through, out of the socket's sight.
+	if b, ok := netConn(conn).(interface{ Buffered() int }); ok && b.Buffered() > 0 {
+		return true
+	}
 	rc := rawConn(conn)
 	if rc == nil {
 		return false
