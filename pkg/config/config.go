@@ -51,6 +51,7 @@ type Config struct {
 	// Milters are consulted in this order ([[milter]] tables).
 	Milters []Milter `toml:"milter"`
 	Chroot  Chroot   `toml:"chroot"`
+	Sandbox Sandbox  `toml:"sandbox"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `toml:"-"`
@@ -292,6 +293,7 @@ func Default() *Config {
 			FailureDelay: Duration{2 * time.Second},
 			MaxFailures:  3,
 		},
+		Sandbox: Sandbox{Enabled: true},
 	}
 }
 
@@ -537,6 +539,9 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 		return bad("must be one word", "tcpwrap", "daemon")
 	}
 	if err := c.validateMilters(src); err != nil {
+		return err
+	}
+	if err := c.validateSandbox(bad); err != nil {
 		return err
 	}
 	if err := c.validateChroot(bad); err != nil {
