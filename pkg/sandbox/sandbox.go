@@ -149,6 +149,9 @@ func Apply(p Policy) (Level, error) {
 		return avail, fmt.Errorf("%w: %s (%s)", ErrIncomplete, avail, strings.Join(avail.Missing, "; "))
 	}
 	l := Level{Missing: avail.Missing}
+	if beforeApply != nil {
+		beforeApply()
+	}
 	if avail.ABI > 0 {
 		if err := restrictLandlock(p, avail); err != nil {
 			return l, fmt.Errorf("sandbox: landlock: %w", err)
@@ -167,6 +170,9 @@ func Apply(p Policy) (Level, error) {
 	return l, nil
 }
 
-// afterApply is set in failpoint builds (probe_failpoint.go): the point
+// beforeApply and afterApply are set in failpoint builds (probe_failpoint.go): the point
 // where the tests play an exploit inside the freshly confined process.
-var afterApply func(Policy)
+var (
+	beforeApply func()
+	afterApply  func(Policy)
+)

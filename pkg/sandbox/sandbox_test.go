@@ -68,7 +68,7 @@ func run(t *testing.T, name string, env ...string) child {
 func helperPolicy() sandbox.Policy {
 	port, _ := strconv.Atoi(os.Getenv("SANDBOX_PORT"))
 	return sandbox.Policy{
-		Profile:    sandbox.Session,
+		Profile: sandbox.Session,
 		// /proc/self/task: the test reads each thread's seccomp mode.
 		Read:       []string{os.Getenv("SANDBOX_RO"), "/proc/self/task"},
 		Write:      []string{os.Getenv("SANDBOX_RW")},
