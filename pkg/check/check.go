@@ -33,6 +33,7 @@ import (
 
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/privilege"
+	"smtp-bs/pkg/sandbox"
 	"smtp-bs/pkg/spool"
 	"smtp-bs/pkg/sysexits"
 )
@@ -128,6 +129,9 @@ type Audit struct {
 	// PasswdFile is where the run user's login shell is read; "" means
 	// /etc/passwd.
 	PasswdFile string
+	// Sandbox reports the confinement this kernel allows; nil means
+	// sandbox.Available.
+	Sandbox func() sandbox.Level
 }
 
 // auditor carries one run of an audit.
@@ -159,6 +163,7 @@ func (a *Audit) Run() *Report {
 	au.files()
 	au.milters()
 	au.chroot()
+	au.sandbox()
 	return &au.rep
 }
 
