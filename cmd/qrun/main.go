@@ -222,6 +222,9 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 		return sysexits.TempFail
 	}
 	defer lock.Unlock()
+	if code := confine(cfg, sp.Dir, metrics, log); code != sysexits.OK {
+		return code
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/maillog"
+	"smtp-bs/pkg/sandbox"
+	"smtp-bs/pkg/sysexits"
+)
+
+// confine puts the runner in its sandbox (pkg/sandbox) once it holds the
+// spool's lock. metrics is the -metrics file, whose directory stays
+// writable. Not OK: [sandbox] required and the kernel cannot, or
+// applying failed; qrun must not deliver.
+func confine(cfg *config.Config, spoolDir, metrics string, log *maillog.Logger) int {
+	if !cfg.Sandbox.Enabled {
+		return sysexits.OK
+	}
+	// time.Local reads /etc/localtime on first use: load it now.
+	time.Now().Zone()
+	var write []string
+	if metrics != "" {
+		write = append(write, filepath.Dir(metrics))
+	}
+	l, err := sandbox.Apply(sandbox.ForRunner(cfg, spoolDir, write...))
+	if err != nil {
+		log.Event(maillog.Error, "sandbox", "result", "refused", "level", l, "err", err)
+		fmt.Fprintln(os.Stderr, "qrun:", err)
+		return sysexits.NoPerm
+	}
+	if len(l.Missing) > 0 {
+		log.Event(maillog.Warning, "sandbox", "level", l, "not_enforced", strings.Join(l.Missing, "; "))
+	}
+	return sysexits.OK
+}
