@@ -102,3 +102,19 @@ func ForProgram(cfg *config.Config) Policy {
 		WriteFiles: []string{"/dev/null"},
 	}
 }
+
+// ForSubmit is the sendmail command's Policy once it has read its
+// config, knows who runs it and holds the (unlinked) file a large message
+// spills to: TCP connect to submit_to's port only; reading only the
+// resolver's files (submit_to may be a name); writing nowhere.
+func ForSubmit(submitTo string, required bool) Policy {
+	p := Policy{
+		Profile:  Submit,
+		Required: required,
+		Read:     []string{"/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf"},
+	}
+	if port, ok := tcpPort("tcp", submitTo); ok {
+		p.ConnectTCP = []uint16{port}
+	}
+	return p
+}
