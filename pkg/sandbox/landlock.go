@@ -2,10 +2,10 @@ package sandbox
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
 )
 
 // maxABI is the newest Landlock ABI whose rights we handle. ABI 8 adds
@@ -51,56 +51,87 @@ const (
 
 // restrictLandlock enforces p's file and TCP rules at the ABI avail
 // reports. Only the rights that ABI handles are restricted; all of
-// them are, so whatever no rule grants is refused.
-func restrictLandlock(p Policy, avail Level) error {
-	cfg := configs[avail.ABI]
+// them are, so whatever no rule grants is refused. nnp says no_new_privs
+// is already set on every thread (the seccomp filter, loaded with TSYNC,
+// set it): then one all-threads call is enough, where go-landlock's
+// Restrict makes two, each of which stops every thread of the process.
+func restrictLandlock(p Policy, avail Level, nnp bool) error {
 	if !avail.FS {
 		return nil
 	}
-	handled := cfg.HandledAccessFS
-	var rules []landlock.Rule
-	add := func(paths []string, rights landlock.AccessFSSet) error {
-		for _, path := range paths {
-			fi, err := os.Stat(path)
-			if err != nil {
-				if os.IsNotExist(err) {
-					continue
-				}
-				return fmt.Errorf("%s: %w", path, err)
-			}
-			r := rights
-			if !fi.IsDir() {
-				r &= fileRights
-			}
-			if r &= handled; r != 0 {
-				rules = append(rules, landlock.PathAccess(r, path))
-			}
+	cfg := configs[avail.ABI]
+	handled := uint64(cfg.HandledAccessFS)
+	attr := ll.RulesetAttr{HandledAccessFS: handled, Scoped: uint64(cfg.Scoped)}
+	if avail.Net {
+		attr.HandledAccessNet = ll.AccessNetConnectTCP | ll.AccessNetBindTCP
+		if p.AnyTCP {
+			attr.HandledAccessNet = ll.AccessNetBindTCP // every connect stays allowed
 		}
-		return nil
 	}
+	fd, err := ll.LandlockCreateRuleset(&attr, 0)
+	if err != nil {
+		return fmt.Errorf("landlock_create_ruleset: %w", err)
+	}
+	defer unix.Close(fd)
 	for _, step := range []struct {
 		paths  []string
-		rights landlock.AccessFSSet
+		rights uint64
 	}{
 		{p.Read, readFile | readDir},
 		{p.Write, readFile | readDir | writeFile | writeDir},
 		{p.WriteFiles, readFile | writeFile},
 		{p.Exec, readFile | readDir | execFile},
 	} {
-		if err := add(step.paths, step.rights); err != nil {
-			return err
-		}
-	}
-	if avail.Net {
-		if p.AnyTCP {
-			// Handle bind only: every connect stays allowed.
-			cfg.HandledAccessNet = ll.AccessNetBindTCP
-		}
-		for _, port := range p.ConnectTCP {
-			if !p.AnyTCP {
-				rules = append(rules, landlock.ConnectTCP(port))
+		for _, path := range step.paths {
+			if err := addPath(fd, path, step.rights&handled); err != nil {
+				return err
 			}
 		}
 	}
-	return cfg.Restrict(rules...)
+	if avail.Net && !p.AnyTCP {
+		for _, port := range p.ConnectTCP {
+			if err := ll.LandlockAddNetPortRule(fd, &ll.NetPortAttr{AllowedAccess: ll.AccessNetConnectTCP, Port: uint64(port)}, 0); err != nil {
+				return fmt.Errorf("landlock_add_rule port %d: %w", port, err)
+			}
+		}
+	}
+	if !nnp {
+		if err := ll.AllThreadsPrctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("no_new_privs: %w", err)
+		}
+	}
+	if err := ll.AllThreadsLandlockRestrictSelf(fd, 0); err != nil {
+		return fmt.Errorf("landlock_restrict_self: %w", err)
+	}
+	return nil
+}
+
+// addPath grants rights beneath path (a file gets only the rights that
+// apply to files); a path that does not exist is skipped.
+func addPath(fd int, path string, rights uint64) error {
+	if path == "" {
+		return nil
+	}
+	pfd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		rights &= fileRights
+	}
+	if rights == 0 {
+		return nil
+	}
+	if err := ll.LandlockAddPathBeneathRule(fd, &ll.PathBeneathAttr{ParentFd: pfd, AllowedAccess: rights}, 0); err != nil {
+		return fmt.Errorf("landlock_add_rule %s: %w", path, err)
+	}
+	return nil
 }

@@ -6,8 +6,8 @@
 // every child and can never be lifted: a bug exploited after Apply
 // cannot read, write, execute or connect beyond the Policy.
 //
-// Landlock is applied first (its own system calls are not on the seccomp
-// allow-list), then seccomp. On a kernel that lacks either, or offers an
+// The seccomp filter is loaded first, then Landlock (its calls are on
+// the allow-list: a Landlock layer only ever narrows). On a kernel that lacks either, or offers an
 // older Landlock ABI, Apply enforces what there is and says what is
 // missing in the Level it returns; with Policy.Required it enforces
 // nothing and returns an error instead of running half-confined.
@@ -152,12 +152,9 @@ func Apply(p Policy) (Level, error) {
 	if beforeApply != nil {
 		beforeApply()
 	}
-	if avail.ABI > 0 {
-		if err := restrictLandlock(p, avail); err != nil {
-			return l, fmt.Errorf("sandbox: landlock: %w", err)
-		}
-		l.ABI, l.FS, l.Net = avail.ABI, avail.FS, avail.Net
-	}
+	// seccomp first: loaded with TSYNC it sets no_new_privs on every
+	// thread, which Landlock then needs, so that Landlock's own
+	// all-threads call is the only one (each stops every thread).
 	if avail.Seccomp {
 		// A program inherits the runner's filter, which allows what any
 		// program may need: a second copy would add nothing.
@@ -167,6 +164,13 @@ func Apply(p Policy) (Level, error) {
 			}
 		}
 		l.Seccomp = true
+	}
+	if avail.ABI > 0 {
+		nnp := avail.Seccomp && p.Profile != Program
+		if err := restrictLandlock(p, avail, nnp); err != nil {
+			return l, fmt.Errorf("sandbox: landlock: %w", err)
+		}
+		l.ABI, l.FS, l.Net = avail.ABI, avail.FS, avail.Net
 	}
 	if afterApply != nil {
 		afterApply(p)

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"smtp-bs/internal/testenv"
 	"smtp-bs/pkg/sandbox"
 )
 
@@ -35,7 +36,7 @@ func need(t *testing.T) sandbox.Level {
 	t.Helper()
 	l := sandbox.Available()
 	if !l.Full() {
-		t.Skipf("this kernel cannot confine fully: %s (%v)", l, l.Missing)
+		testenv.Missing(t, fmt.Sprintf("this kernel cannot confine fully: %s (%v)", l, l.Missing), "a kernel with Landlock ABI 4+ and seccomp (not a Debian package)")
 	}
 	return l
 }

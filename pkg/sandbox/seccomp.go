@@ -3,8 +3,11 @@ package sandbox
 import (
 	"fmt"
 	"os"
+	"runtime"
+	"unsafe"
 
 	seccomp "github.com/elastic/go-seccomp-bpf"
+	xbpf "golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,11 +24,14 @@ var hot = []string{
 	"read", "write", "futex", "epoll_pwait", "epoll_wait", "epoll_pwait2",
 	"nanosleep", "sched_yield", "rt_sigreturn", "getrandom",
 	"clock_gettime", "clock_nanosleep", "gettimeofday", "tgkill", "getpid", "gettid",
+	// tkill: libpsx (a cgo build: the tests) signals each thread with it;
+	// Landlock (ABI 6) scopes signals to our own domain.
+	"tkill",
 }
 
-// runtime are the Go runtime's other calls: memory, threads, signals,
+// goRuntime are the Go runtime's other calls: memory, threads, signals,
 // the netpoller, timers, and its start-up reads.
-var runtime = []string{
+var goRuntime = []string{
 	"mmap", "munmap", "madvise", "mprotect", "mremap", "mincore", "brk",
 	"rt_sigaction", "rt_sigprocmask", "sigaltstack", "rt_sigsuspend",
 	"exit", "exit_group", "restart_syscall",
@@ -35,6 +41,9 @@ var runtime = []string{
 	"membarrier", "rseq", "set_robust_list",
 	"getuid", "geteuid", "getgid", "getegid", "getgroups", "getppid", "getpgrp",
 	"capget", "umask",
+	// Landlock is applied after the filter (sandbox.go says why), and a
+	// Landlock layer only ever narrows.
+	"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
 }
 
 // files are the file calls: the spool's create, write, fsync, link and
@@ -75,9 +84,8 @@ var process = []string{
 	"tee", "splice", "sendfile", "copy_file_range", "mknodat", "utime", "utimes",
 	"fgetxattr", "getxattr", "lgetxattr", "flistxattr", "listxattr", "llistxattr",
 	"sched_get_priority_max", "sched_get_priority_min", "getpriority", "setpriority",
-	// The program wrapper adds its own Landlock layer; a program may add
-	// filters of its own. Both only ever narrow.
-	"landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "seccomp",
+	// A program may add filters of its own: they only ever narrow.
+	"seccomp",
 }
 
 // fatal are the calls only an attack makes: the process is killed at
@@ -99,7 +107,7 @@ var fatal = []string{
 var fatalExec = []string{"execve", "execveat"}
 
 func filterFor(p Profile) seccomp.Filter {
-	allow := [][]string{hot, runtime, files, network}
+	allow := [][]string{hot, goRuntime, files, network}
 	kill := fatal
 	var cond []seccomp.NameWithConditions
 	for _, af := range []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6} {
@@ -115,7 +123,7 @@ func filterFor(p Profile) seccomp.Filter {
 		// kill(2) only of ourselves: the runtime's raiseproc (a crash
 		// report's final signal) and the crash tests' failpoints.
 		cond = append(cond, seccomp.NameWithConditions{Name: "kill",
-			Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: uint64(os.Getpid())}}})
+			Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.Equal, Value: pidPlaceholder}}})
 		// A new thread, never a new process: the runtime's clone of an M
 		// always carries CLONE_THREAD; a fork would not.
 		cond = append(cond, seccomp.NameWithConditions{Name: "clone",
@@ -162,16 +170,83 @@ func conditionsOnly(c []seccomp.NameWithConditions) []seccomp.NameWithConditions
 	return out
 }
 
+// pidPlaceholder stands for our pid in the filter (kill(2) of ourselves
+// only): the filter is built once, and each process writes its own pid
+// over it when it loads the filter. No pid reaches it (pid_max is at
+// most 2^22).
+const pidPlaceholder = 0x7eadbeef
+
+// seccompProgram is the filter for p with pid in place of the
+// placeholder: the prebuilt copy where there is one (filters_amd64.go),
+// which saves assembling it in every process (about a millisecond of CPU
+// when the process is fresh), else assembled now.
+func seccompProgram(p Profile, pid int) ([]unix.SockFilter, error) {
+	prog := prebuilt(p)
+	if prog == nil {
+		raw, err := assemble(p)
+		if err != nil {
+			return nil, err
+		}
+		prog = raw
+	} else {
+		prog = append([]unix.SockFilter(nil), prog...)
+	}
+	for i := range prog {
+		if prog[i].K == pidPlaceholder && prog[i].Code == jeqK {
+			prog[i].K = uint32(pid)
+		}
+	}
+	return prog, nil
+}
+
+// assemble builds p's filter with go-seccomp-bpf.
+func assemble(p Profile) ([]unix.SockFilter, error) {
+	f := filterFor(p)
+	insts, err := f.Policy.Assemble()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := xbpf.Assemble(insts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		out[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return out, nil
+}
+
 func seccompSupported(missing []string) (bool, []string) {
-	if !seccomp.Supported() {
+	// Mode strict with flags 1 is invalid: EINVAL means seccomp is there.
+	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_STRICT, 1, 0); e != unix.EINVAL {
 		return false, append(missing, "seccomp: not offered by this kernel: no system call filter")
 	}
 	return true, missing
 }
 
+// loadSeccomp loads p's filter on every thread (TSYNC): the runtime's
+// threads already started get it too, and no_new_privs with it.
 func loadSeccomp(p Profile) error {
-	if err := seccomp.LoadFilter(filterFor(p)); err != nil {
+	prog, err := seccompProgram(p, os.Getpid())
+	if err != nil {
 		return fmt.Errorf("%s profile: %w", p, err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	r, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC, uintptr(unsafe.Pointer(&fprog)))
+	runtime.KeepAlive(prog)
+	if e != 0 {
+		return fmt.Errorf("%s profile: %w", p, e)
+	}
+	if r != 0 {
+		return fmt.Errorf("%s profile: thread %d could not be synchronised", p, r)
 	}
 	return nil
 }
+
+// jeqK is BPF_JMP|BPF_JEQ|BPF_K, the compare a condition on an argument
+// assembles to.
+const jeqK = 0x15
