@@ -32,13 +32,14 @@ func confine(cfg *config.Config, spoolDir, metrics string, log *maillog.Logger) 
 	if exe, err := os.Executable(); err == nil && cfg.Local.ProgramDir != "" {
 		p.Exec = append(p.Exec, exe) // programWrap re-executes it
 	}
+	notice := sandbox.NewNotice(filepath.Join(spoolDir, "sandbox-level"), sandbox.Available())
 	l, err := sandbox.Apply(p)
 	if err != nil {
 		log.Event(maillog.Error, "sandbox", "result", "refused", "level", l, "err", err)
 		fmt.Fprintln(os.Stderr, "qrun:", err)
 		return sysexits.NoPerm
 	}
-	if len(l.Missing) > 0 {
+	if notice {
 		log.Event(maillog.Warning, "sandbox", "level", l, "not_enforced", strings.Join(l.Missing, "; "))
 	}
 	return sysexits.OK

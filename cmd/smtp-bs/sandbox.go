@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,12 +21,14 @@ func confine(cfg *config.Config, spoolDir string, log *maillog.Logger) bool {
 	// time.Local reads /etc/localtime on first use (the Received field,
 	// the log): load it while it is in reach.
 	time.Now().Zone()
+	// What this kernel cannot enforce is logged once, not per connection.
+	notice := sandbox.NewNotice(filepath.Join(spoolDir, "sandbox-level"), sandbox.Available())
 	l, err := sandbox.Apply(sandbox.ForSession(cfg, spoolDir))
 	if err != nil {
 		log.Event(maillog.Error, "sandbox", "result", "refused", "level", l, "err", err)
 		return false
 	}
-	if len(l.Missing) > 0 {
+	if notice {
 		log.Event(maillog.Warning, "sandbox", "level", l, "not_enforced", strings.Join(l.Missing, "; "))
 	}
 	return true
