@@ -64,6 +64,8 @@ var files = []string{
 	"mkdirat", "mkdir", "rmdir", "getdents64", "readlinkat", "readlink",
 	"statfs", "fstatfs", "faccessat", "faccessat2", "access", "getcwd", "chdir", "fchdir",
 	"fchmod", "fchmodat", "utimensat", "futimesat", "fadvise64",
+	// io.Copy between descriptors: the Go runtime tries these first.
+	"sendfile", "splice", "tee", "copy_file_range",
 }
 
 // network are the socket calls, for the connection we were handed, the
@@ -87,7 +89,7 @@ var process = []string{
 	"sched_setaffinity", "sched_getparam", "sched_getscheduler", "ioprio_get",
 	"memfd_create", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
 	"timerfd_create", "timerfd_settime", "timerfd_gettime", "signalfd4",
-	"tee", "splice", "sendfile", "copy_file_range", "mknodat", "utime", "utimes",
+	"mknodat", "utime", "utimes",
 	"fgetxattr", "getxattr", "lgetxattr", "flistxattr", "listxattr", "llistxattr",
 	"sched_get_priority_max", "sched_get_priority_min", "getpriority", "setpriority",
 	// A program may add filters of its own: they only ever narrow.
