@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"smtp-bs/pkg/aliases"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/mailbox"
 	"smtp-bs/pkg/maillog"
@@ -29,6 +30,14 @@ func confine(cfg *config.Config, spoolDir, metrics string, log *maillog.Logger) 
 		write = append(write, filepath.Dir(metrics))
 	}
 	p := sandbox.ForRunner(cfg, spoolDir, write...)
+	if len(cfg.Local.Domains) > 0 {
+		// The :include: files the aliases name, wherever they are. A
+		// qrun in its loop keeps this list: a new include outside /etc
+		// needs a restart.
+		if tbl, err := aliases.Load(cfg.Local.Aliases, cfg.Local.Postmaster); err == nil {
+			p.Read = append(p.Read, tbl.Includes()...)
+		}
+	}
 	if exe, err := os.Executable(); err == nil && cfg.Local.ProgramDir != "" {
 		p.Exec = append(p.Exec, exe) // programWrap re-executes it
 	}
