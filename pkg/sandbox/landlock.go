@@ -21,9 +21,17 @@ var configs = [...]landlock.Config{1: landlock.V1, 2: landlock.V2, 3: landlock.V
 func landlockLevel() Level {
 	abi, err := ll.LandlockGetABIVersion()
 	if err != nil || abi < 1 {
-		return Level{Missing: []string{"landlock: not offered by this kernel (or not enabled at boot): no file system or network rules"}}
+		return landlockNone()
 	}
-	abi = min(abi, maxABI)
+	return landlockAt(min(abi, maxABI))
+}
+
+func landlockNone() Level {
+	return Level{Missing: []string{"landlock: not offered by this kernel (or not enabled at boot): no file system or network rules"}}
+}
+
+// landlockAt is the Level of Landlock ABI abi (1 to maxABI).
+func landlockAt(abi int) Level {
 	l := Level{ABI: abi, FS: true, Net: abi >= 4}
 	if abi < 2 {
 		l.Missing = append(l.Missing, fmt.Sprintf("landlock ABI %d: no link or rename across directories (needs ABI 2): confinement off", abi))

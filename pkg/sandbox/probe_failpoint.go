@@ -41,7 +41,46 @@ var (
 	probeOut  *os.File
 )
 
+// SMTPBS_SANDBOX_PRETEND plays an older kernel: "abi=N" offers Landlock
+// ABI N at most (0: none), "noseccomp" no seccomp, comma-separated.
+func pretendLevel(l Level) Level {
+	for _, f := range strings.Split(os.Getenv("SMTPBS_SANDBOX_PRETEND"), ",") {
+		switch {
+		case f == "noseccomp":
+			l.Seccomp, l.Missing = false, append(l.Missing, "seccomp: not offered by this kernel: no system call filter")
+		case strings.HasPrefix(f, "abi="):
+			if n, err := strconv.Atoi(f[4:]); err == nil && n < l.ABI {
+				missing := l.Missing
+				if n == 0 {
+					l = landlockNone()
+				} else {
+					l = landlockAt(n)
+				}
+				for _, m := range missing {
+					if strings.HasPrefix(m, "seccomp") {
+						l.Missing = append(l.Missing, m)
+					}
+				}
+				l.Seccomp = !containsPrefix(missing, "seccomp")
+			}
+		}
+	}
+	return l
+}
+
+func containsPrefix(list []string, prefix string) bool {
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 func init() {
+	if os.Getenv("SMTPBS_SANDBOX_PRETEND") != "" {
+		pretend = pretendLevel
+	}
 	beforeApply = func() {
 		failpoint.Prepare()
 		dir := os.Getenv("SMTPBS_SANDBOX_PROBE_DIR")
