@@ -235,20 +235,9 @@ func TestSessionUnderXinetd(t *testing.T) {
 
 func TestSessionUnderTcpserver(t *testing.T) {
 	needSandbox(t)
-	tcpserver := testenv.Need(t, "tcpserver")
 	env := testenv.New(t)
 	w := newWorld(t, env)
-	addr := testenv.FreePort(t)
-	host, port, _ := strings.Cut(addr, ":")
-	args := []string{"-R", "-H"}
-	if testenv.IsRoot() {
-		uid, gid := mailIDs(t)
-		args = append(args, "-u", uid, "-g", gid)
-	}
-	args = append(args, host, port, testenv.FailpointBin(t, "smtp-bs"), "-config", env.CfgFile)
-	t.Setenv("SMTPBS_SANDBOX_PROBE_DIR", w.dir)
-	testenv.Start(t, tcpserver, args...)
-	testenv.WaitListen(t, addr)
+	addr := tcpserverEnv(t, env, "SMTPBS_SANDBOX_PROBE_DIR="+w.dir)
 	exploitSessions(t, env, w, addr)
 }
 
