@@ -7,10 +7,11 @@
 // cannot read, write, execute or connect beyond the Policy.
 //
 // The seccomp filter is loaded first, then Landlock (its calls are on
-// the allow-list: a Landlock layer only ever narrows). On a kernel that lacks either, or offers an
-// older Landlock ABI, Apply enforces what there is and says what is
-// missing in the Level it returns; with Policy.Required it enforces
-// nothing and returns an error instead of running half-confined.
+// the allow-list: a Landlock layer only ever narrows). On a kernel that
+// lacks either, or offers an older Landlock ABI, Apply enforces what
+// there is and says what is missing in the Level it returns; with
+// Policy.Required it enforces nothing and returns an error instead of
+// running half-confined.
 //
 // What a system call outside the allow-list gets: EPERM, except the few
 // that only an attack makes (execve where the profile forbids it, ptrace,
