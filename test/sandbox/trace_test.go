@@ -42,7 +42,8 @@ func refusedAfterFilter(t *testing.T, trace string) (refused []string, killed bo
 }
 
 // TestTracedSessionsRefuseNothing runs real sessions under strace -f, by
-// a pipe as a local program would (swaks --pipe): plain, STARTTLS, and
+// a pipe as a local program would (swaks --pipe): plain, a 6 MB message,
+// STARTTLS, and
 // AUTH PLAIN over TLS against argon2id (the heaviest in memory); the
 // filter must have refused nothing they did, the allow-list's claim.
 func TestTracedSessionsRefuseNothing(t *testing.T) {
@@ -70,11 +71,17 @@ func TestTracedSessionsRefuseNothing(t *testing.T) {
 	e.Top = fmt.Sprintf("[tls]\ncert_file = %q\nkey_file = %q\n[auth]\ncredentials_file = %q\n[auth.senders]\nalice = [\"a@client.example\"]\n", cert, key, creds)
 	e.WriteConfig()
 
+	// A large message makes the heap grow under the filter.
+	big := filepath.Join(e.Dir, "big.txt")
+	if err := os.WriteFile(big, []byte(strings.Repeat(strings.Repeat("x", 76)+"\r\n", 80000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		args []string
 	}{
 		{"plain", nil},
+		{"large", []string{"--body", big}},
 		{"starttls", []string{"--tls"}},
 		{"auth", []string{"--tls", "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "alice-pw"}},
 	} {
