@@ -183,8 +183,10 @@ func conditionsOnly(c []seccomp.NameWithConditions) []seccomp.NameWithConditions
 	return out
 }
 
-// Assemble is the filter, ready for seccomp(2).
-func Assemble(exec bool) ([]unix.SockFilter, error) {
+// AssembleLinear is the filter as go-seccomp-bpf assembles it: one
+// compare per listed call, in order. The tests hold Assemble's tree to
+// it.
+func AssembleLinear(exec bool) ([]unix.SockFilter, error) {
 	f := filter(exec)
 	insts, err := f.Policy.Assemble()
 	if err != nil {
