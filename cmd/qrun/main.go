@@ -26,6 +26,7 @@ import (
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/privilege"
 	"smtp-bs/pkg/runner"
+	"smtp-bs/pkg/sandbox"
 	"smtp-bs/pkg/spool"
 	"smtp-bs/pkg/sysexits"
 )
@@ -46,6 +47,9 @@ options: -metrics FILE (Prometheus textfile after each pass), -version`
 func main() { os.Exit(run()) }
 
 func run() int {
+	if code, ok := sandbox.ProgramMain(); ok { // qrun re-executed to run a delivery program
+		return code
+	}
 	syscall.Umask(0o077)
 	fs := flag.NewFlagSet("qrun", flag.ContinueOnError)
 	fs.Usage = func() {}
@@ -241,6 +245,9 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 		return sysexits.TempFail
 	}
 	defer lock.Unlock()
+	if code := confine(cfg, sp.Dir, metrics, log); code != sysexits.OK {
+		return code
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -259,7 +266,7 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 		tr.SetLog(log)
 		var d delivery.Deliverer = tr
 		if len(cfg.Local.Domains) > 0 {
-			d = &mailbox.Local{Config: cfg, Remote: tr, Spool: sp}
+			d = &mailbox.Local{Config: cfg, Remote: tr, Spool: sp, Wrap: programWrap(cfg)}
 		}
 		r := &runner.Runner{Spool: sp, Config: cfg, Log: log, Deliverer: d}
 		st, err := r.Run(ctx)

@@ -44,6 +44,9 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "sendmail (smtp-bs %s): submitting to %s\n", version, settings.SubmitTo)
 		env.Debug = os.Stderr
 	}
+	if err := confine(&env, o.Verbose); err != nil {
+		return report(err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := submit.Submit(ctx, o, env, os.Stdin)

@@ -184,6 +184,11 @@ func run() int {
 		return sysexits.TempFail
 	}
 	srv.Spool = sp
+	if !confine(cfg, spoolDir, log) {
+		fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
+		conn.Close()
+		return sysexits.NoPerm
+	}
 	// No SIGTERM handler: a stop ends the process as a crash would, which
 	// the spool is built for (nothing half-written is ever queued), and
 	// os/signal would cost every connection a thread and a goroutine.

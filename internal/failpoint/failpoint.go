@@ -81,3 +81,16 @@ func kill() {
 	syscall.Kill(syscall.Getpid(), syscall.SIGKILL)
 	select {} // SIGKILL cannot be caught; wait for it to land
 }
+
+// Prepare opens the trace file now, while its path is in reach: the
+// sandbox (pkg/sandbox) leaves only the spool writable afterwards.
+func Prepare() {
+	mu.Lock()
+	defer mu.Unlock()
+	if !parsed {
+		setup()
+	}
+	if tpath != "" && trace == nil {
+		trace, _ = os.OpenFile(tpath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+	}
+}

@@ -33,6 +33,7 @@ import (
 
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/privilege"
+	"smtp-bs/pkg/sandbox"
 	"smtp-bs/pkg/spool"
 	"smtp-bs/pkg/sysexits"
 	"smtp-bs/pkg/tcpwrap"
@@ -129,6 +130,9 @@ type Audit struct {
 	// PasswdFile is where the run user's login shell is read; "" means
 	// /etc/passwd.
 	PasswdFile string
+	// Sandbox reports the confinement this kernel allows; nil means
+	// sandbox.Available.
+	Sandbox func() sandbox.Level
 }
 
 // auditor carries one run of an audit.
@@ -160,6 +164,7 @@ func (a *Audit) Run() *Report {
 	au.files()
 	au.milters()
 	au.chroot()
+	au.sandbox()
 	return &au.rep
 }
 

@@ -52,6 +52,7 @@ type Config struct {
 	Milters []Milter `toml:"milter"`
 	Chroot  Chroot   `toml:"chroot"`
 	Proxy   Proxy    `toml:"proxy"`
+	Sandbox Sandbox  `toml:"sandbox"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `toml:"-"`
@@ -339,7 +340,8 @@ func Default() *Config {
 			MaxHashPasses:    8,
 			MaxBcryptCost:    12,
 		},
-		Proxy: defaultProxy(),
+		Proxy:   defaultProxy(),
+		Sandbox: Sandbox{Enabled: true},
 	}
 }
 
@@ -604,6 +606,9 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 		return bad("must be one word", "tcpwrap", "daemon")
 	}
 	if err := c.validateMilters(src); err != nil {
+		return err
+	}
+	if err := c.validateSandbox(bad); err != nil {
 		return err
 	}
 	if err := c.validateChroot(bad); err != nil {

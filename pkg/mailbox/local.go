@@ -36,6 +36,9 @@ type Local struct {
 	// LookupUser finds a system user's uid (a seam for tests).
 	LookupUser func(name string) (uid int, err error)
 	Now        func() time.Time
+	// Wrap, if set, runs |program deliveries through another command
+	// (qrun's narrower sandbox for programs, pkg/sandbox).
+	Wrap Wrapper
 }
 
 // Route sends local domains to local delivery.
@@ -90,7 +93,7 @@ func (l *Local) one(ctx context.Context, tbl *aliases.Table, env *spool.Envelope
 		case aliases.Mailbox:
 			err = l.mailbox(ctx, env, rcpt, tg.Value, content)
 		case aliases.Program:
-			err = RunProgram(ctx, l.Config.Local.ProgramDir, tg.Value,
+			err = RunProgramIn(ctx, l.Wrap, l.Config.Local.ProgramDir, tg.Value,
 				[]string{"SENDER=" + env.From, "RECIPIENT=" + rcpt, "QUEUE_ID=" + env.ID},
 				lfReader(localHeader(env.From, rcpt), content), l.Config.Local.ProgramTimeout.Duration)
 		case aliases.File:

@@ -20,6 +20,16 @@ import (
 // Exit 0 is delivered, 75 (EX_TEMPFAIL) and a timeout are temporary,
 // anything else is permanent.
 func RunProgram(ctx context.Context, dir, command string, env []string, msg io.Reader, timeout time.Duration) error {
+	return RunProgramIn(ctx, nil, dir, command, env, msg, timeout)
+}
+
+// Wrapper turns a program's path and arguments (argv[0] first) into the
+// command that runs it.
+type Wrapper func(path string, argv []string) (string, []string)
+
+// RunProgramIn is RunProgram with the program run through wrap (nil:
+// directly).
+func RunProgramIn(ctx context.Context, wrap Wrapper, dir, command string, env []string, msg io.Reader, timeout time.Duration) error {
 	if dir == "" {
 		return fmt.Errorf("5.7.1 program deliveries are not allowed ([local] program_dir is not set): |%s", command)
 	}
@@ -35,6 +45,9 @@ func RunProgram(ctx context.Context, dir, command string, env []string, msg io.R
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args[1:]...)
+	if wrap != nil {
+		cmd.Path, cmd.Args = wrap(path, append([]string{path}, args[1:]...))
+	}
 	cmd.Dir = "/"
 	cmd.Env = append([]string{"PATH=/usr/local/bin:/usr/bin:/bin", "SHELL=/bin/sh", "HOME=/", "LOGNAME=" + currentUser(), "USER=" + currentUser()}, env...)
 	cmd.Stdin = msg

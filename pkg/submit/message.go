@@ -54,6 +54,10 @@ type ReadOptions struct {
 	MaxBytes int64
 	// TempDir is where a large body spills ("" is os.TempDir()).
 	TempDir string
+	// TempFile, if set, gives the file a large body spills to instead
+	// (opened, and unlinked, before the sandbox left no directory
+	// writable).
+	TempFile func() (*os.File, error)
 }
 
 // Read's errors are *Error values: ExDataErr for a message that is too
@@ -77,7 +81,7 @@ type ReadOptions struct {
 //     line starts the body and an empty line is put before it. Input that
 //     does not start with a header field is all body.
 func Read(r io.Reader, opt ReadOptions) (*Message, error) {
-	m := &Message{body: spill{dir: opt.TempDir}}
+	m := &Message{body: spill{dir: opt.TempDir, open: opt.TempFile}}
 	if opt.MaxBytes > 0 {
 		r = io.LimitReader(r, opt.MaxBytes+1)
 	}
@@ -304,19 +308,19 @@ func (m *Message) Close() error { return m.body.close() }
 // unlinked temporary file, which disappears when closed or when the
 // process ends, whatever the way.
 type spill struct {
-	dir string
-	mem bytes.Buffer
-	f   *os.File
-	n   int64
+	dir  string
+	open func() (*os.File, error) // nil: a new file in dir
+	mem  bytes.Buffer
+	f    *os.File
+	n    int64
 }
 
 func (s *spill) Write(p []byte) (int, error) {
 	if s.f == nil && s.mem.Len()+len(p) > memBody {
-		f, err := os.CreateTemp(s.dir, "sendmail-")
+		f, err := s.create()
 		if err != nil {
 			return 0, fmt.Errorf("a temporary file for the message: %w", err)
 		}
-		os.Remove(f.Name())
 		if _, err := f.Write(s.mem.Bytes()); err != nil {
 			f.Close()
 			return 0, fmt.Errorf("a temporary file for the message: %w", err)
@@ -333,6 +337,19 @@ func (s *spill) Write(p []byte) (int, error) {
 		return n, err
 	}
 	return s.mem.Write(p)
+}
+
+// create opens the unlinked temporary file.
+func (s *spill) create() (*os.File, error) {
+	if s.open != nil {
+		return s.open()
+	}
+	f, err := os.CreateTemp(s.dir, "sendmail-")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	return f, nil
 }
 
 func (s *spill) reader() (io.Reader, error) {

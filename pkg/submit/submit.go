@@ -49,6 +49,9 @@ type Settings struct {
 	// when the config was read, UnknownMaxBytes otherwise (then the mail
 	// system's SIZE decides).
 	MaxBytes int64
+	// Sandbox is [sandbox] (the defaults when the config is unreadable):
+	// the sendmail command confines itself too (pkg/sandbox).
+	Sandbox config.Sandbox
 }
 
 // HeloName is the front's name in EHLO: the hostname of the config it
@@ -76,7 +79,7 @@ func LoadSettings(path string, explicit bool) (Settings, error) {
 		path = config.DefaultPath
 	}
 	def := config.Default()
-	defaults := Settings{SubmitTo: def.Local.SubmitTo, MaxBytes: UnknownMaxBytes}
+	defaults := Settings{SubmitTo: def.Local.SubmitTo, MaxBytes: UnknownMaxBytes, Sandbox: def.Sandbox}
 	src, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrPermission) && !explicit:
@@ -90,7 +93,7 @@ func LoadSettings(path string, explicit bool) (Settings, error) {
 	if err != nil {
 		return Settings{}, &Error{Code: ExConfig, Msg: err.Error()}
 	}
-	return Settings{Hostname: c.Hostname, SubmitTo: c.Local.SubmitTo, MaxBytes: c.SMTP.MaxMessageBytes}, nil
+	return Settings{Hostname: c.Hostname, SubmitTo: c.Local.SubmitTo, MaxBytes: c.SMTP.MaxMessageBytes, Sandbox: c.Sandbox}, nil
 }
 
 // Env is what Submit needs from the host; tests replace parts of it.
@@ -105,6 +108,7 @@ type Env struct {
 	Timeout   time.Duration
 	Debug     io.Writer // -v: the SMTP dialogue
 	TempDir   string
+	TempFile  func() (*os.File, error) // see ReadOptions
 }
 
 // Submit reads the message from stdin and hands it to the mail system as
@@ -129,7 +133,7 @@ func Submit(ctx context.Context, o *Options, env Env, stdin io.Reader) (*Result,
 		}
 		rcpts = append(rcpts, as...)
 	}
-	msg, err := Read(stdin, ReadOptions{IgnoreDots: o.IgnoreDots, MaxBytes: env.MaxBytes, TempDir: env.TempDir})
+	msg, err := Read(stdin, ReadOptions{IgnoreDots: o.IgnoreDots, MaxBytes: env.MaxBytes, TempDir: env.TempDir, TempFile: env.TempFile})
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"smtp-bs/pkg/config"
 )
 
 // mta is an in-process go-smtp server on 127.0.0.1 that records what it is
@@ -505,7 +507,7 @@ func TestNoRecipients(t *testing.T) {
 func TestLoadSettings(t *testing.T) {
 	dir := t.TempDir()
 	def, err := LoadSettings(filepath.Join(dir, "missing.toml"), false)
-	if err != nil || def.SubmitTo != "127.0.0.1:25" || def.Hostname != "" || def.MaxBytes != UnknownMaxBytes {
+	if err != nil || def.SubmitTo != "127.0.0.1:25" || def.Hostname != "" || def.MaxBytes != UnknownMaxBytes || !def.Sandbox.Enabled {
 		t.Errorf("missing default config: %+v %v", def, err)
 	}
 	if _, err := LoadSettings(filepath.Join(dir, "missing.toml"), true); exitCode(err) != ExConfig {
@@ -514,7 +516,7 @@ func TestLoadSettings(t *testing.T) {
 	good := filepath.Join(dir, "good.toml")
 	os.WriteFile(good, []byte("hostname = \"mx.example\"\n[smtp]\nmax_message_bytes = 1000\n[local]\nsubmit_to = \"127.0.0.1:2525\"\n"), 0o644)
 	s, err := LoadSettings(good, true)
-	if err != nil || s != (Settings{Hostname: "mx.example", SubmitTo: "127.0.0.1:2525", MaxBytes: 1000}) {
+	if err != nil || s != (Settings{Hostname: "mx.example", SubmitTo: "127.0.0.1:2525", MaxBytes: 1000, Sandbox: config.Sandbox{Enabled: true}}) {
 		t.Errorf("good config: %+v %v", s, err)
 	}
 	bad := filepath.Join(dir, "bad.toml")
