@@ -51,6 +51,8 @@ type Config struct {
 	// Milters are consulted in this order ([[milter]] tables).
 	Milters []Milter `toml:"milter"`
 	Chroot  Chroot   `toml:"chroot"`
+	// Checks: DNSBL, SPF, DKIM, DMARC (checks.go).
+	Checks Checks `toml:"checks"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `toml:"-"`
@@ -540,6 +542,9 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 		return err
 	}
 	if err := c.validateChroot(bad); err != nil {
+		return err
+	}
+	if err := c.validateChecks(bad); err != nil {
 		return err
 	}
 	return c.validateTLSAuth(bad)
