@@ -43,7 +43,7 @@ func TestSPF(t *testing.T) {
 	ip := netip.MustParseAddr("192.0.2.1")
 	for _, tc := range []struct {
 		helo, from, want, domain string
-		timeout              time.Duration
+		timeout                  time.Duration
 	}{
 		{"c.test", "a@pass.test", "pass", "pass.test", 0},
 		{"c.test", "a@viaa.test", "pass", "viaa.test", 0},
