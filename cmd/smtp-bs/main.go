@@ -18,6 +18,7 @@ import (
 	"smtp-bs/pkg/auth"
 	"smtp-bs/pkg/check"
 	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/dnsclient"
 	"smtp-bs/pkg/launcher"
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/privilege"
@@ -139,6 +140,9 @@ func run() int {
 		return sysexits.OK
 	}
 	srv := &session.Server{Config: cfg, Log: log, Implicit: *tlsWrapper || cfg.TLS.Implicit}
+	if cfg.Checks.SPFOn() {
+		srv.Checks = &session.Checks{Resolver: dnsclient.New(cfg.Checks.Resolver)}
+	}
 	if code := loadSecrets(cfg, srv, log); code != sysexits.OK {
 		fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
 		conn.Close()

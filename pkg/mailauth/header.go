@@ -20,6 +20,10 @@ func (r Results) Header(authservID string) string {
 			item("spf=%s smtp.helo=%s", r.SPF.Result, pvalue(r.SPF.Helo))
 		}
 	}
+	if !r.Checked {
+		b.WriteString("\r\n")
+		return b.String()
+	}
 	if len(r.DKIM) == 0 {
 		item("dkim=none")
 	}

@@ -44,12 +44,15 @@ type Results struct {
 	SPF   SPF
 	DKIM  []DKIM
 	DMARC DMARC
+	// Checked: DKIM and DMARC were evaluated (else the header has spf
+	// alone).
+	Checked bool
 }
 
 // CheckMessage verifies every DKIM signature of the message in r and
 // evaluates DMARC with spf, within ctx's deadline.
 func CheckMessage(ctx context.Context, res dnsclient.Resolver, r io.Reader, spf SPF) (Results, error) {
-	out := Results{SPF: spf}
+	out := Results{SPF: spf, Checked: true}
 	br := bufio.NewReaderSize(r, 32<<10)
 	// The header is read twice: here for From, by dkim for the signatures.
 	hdr, err := peekHeader(br)

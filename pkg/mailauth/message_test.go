@@ -87,17 +87,24 @@ func TestDKIMAndDMARC(t *testing.T) {
 
 func TestHeader(t *testing.T) {
 	r := Results{
-		SPF:   SPF{Result: "pass", Identity: "a@example.com", Helo: "c.test", Domain: "example.com"},
-		DKIM:  []DKIM{{Result: "pass", Domain: "example.com", AUID: "@example.com"}, {Result: "fail", Domain: "x.org"}},
-		DMARC: DMARC{Result: "pass", From: "example.com"},
+		SPF:     SPF{Result: "pass", Identity: "a@example.com", Helo: "c.test", Domain: "example.com"},
+		DKIM:    []DKIM{{Result: "pass", Domain: "example.com", AUID: "@example.com"}, {Result: "fail", Domain: "x.org"}},
+		DMARC:   DMARC{Result: "pass", From: "example.com"},
+		Checked: true,
 	}
 	want := "Authentication-Results: mx.test;\r\n\tspf=pass smtp.mailfrom=a@example.com;\r\n\tdkim=pass header.d=example.com header.i=@example.com;\r\n" +
 		"\tdkim=fail header.d=x.org;\r\n\tdmarc=pass header.from=example.com\r\n"
 	if got := r.Header("mx.test"); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	r = Results{SPF: SPF{Result: "none", Identity: "postmaster@c.test", Helo: "c.test"}, DMARC: DMARC{Result: "fail", Policy: "reject", From: "a b.org"}}
+	r = Results{SPF: SPF{Result: "none", Identity: "postmaster@c.test", Helo: "c.test"}, DMARC: DMARC{Result: "fail", Policy: "reject", From: "a b.org"}, Checked: true}
 	want = "Authentication-Results: mx.test;\r\n\tspf=none smtp.helo=c.test;\r\n\tdkim=none;\r\n\tdmarc=fail policy.dmarc=reject header.from=\"a b.org\"\r\n"
+	if got := r.Header("mx.test"); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	// SPF alone: no word of DKIM or DMARC, which were not looked at.
+	r = Results{SPF: SPF{Result: "fail", Identity: "a@b.org", Helo: "c.test"}}
+	want = "Authentication-Results: mx.test;\r\n\tspf=fail smtp.mailfrom=a@b.org\r\n"
 	if got := r.Header("mx.test"); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}

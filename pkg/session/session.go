@@ -26,6 +26,7 @@ import (
 	"smtp-bs/pkg/address"
 	"smtp-bs/pkg/auth"
 	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/mailauth"
 	"smtp-bs/pkg/mailbox"
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/milter"
@@ -62,6 +63,9 @@ type Server struct {
 	// Milters, when set, are consulted at every stage (milter.go); nil
 	// when none are configured, at no cost.
 	Milters *milter.Session
+	// Checks, when set, runs SPF, DKIM and DMARC (checks.go); nil when
+	// [checks] asks for none of them.
+	Checks *Checks
 
 	insecureAuth bool // tests only: AUTH without TLS
 }
@@ -232,7 +236,8 @@ type session struct {
 	from     *string
 	mailOpts *smtp.MailOptions
 	rcpts    []string
-	user     string // authenticated user, "" before AUTH
+	user     string        // authenticated user, "" before AUTH
+	spf      *mailauth.SPF // this transaction's, when checked
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -318,6 +323,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		b.srv.Log.Event(maillog.Error, "error", "stage", "mail", "err", err)
 		return errLocal
 	}
+	if err := s.checkSPF(from); err != nil {
+		return err
+	}
 	if ms := b.srv.Milters; ms != nil {
 		if err := s.milterMail(ms, from, opts); err != nil {
 			return err
@@ -384,7 +392,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 
 func (s *session) Reset() {
 	s.b.mu.Lock()
-	s.from, s.mailOpts, s.rcpts = nil, nil, nil
+	s.from, s.mailOpts, s.rcpts, s.spf = nil, nil, nil, nil
 	s.b.mu.Unlock()
 	if ms := s.b.srv.Milters; ms != nil {
 		ms.Abort()
@@ -408,7 +416,7 @@ func (s *session) Data(r io.Reader) error {
 		b.mu.Unlock()
 		return reply(503, smtp.EnhancedCode{5, 5, 1}, "Need MAIL and RCPT first")
 	}
-	from, opts, rcpts, user := *s.from, s.mailOpts, append([]string(nil), s.rcpts...), s.user
+	from, opts, rcpts, user, spfRes := *s.from, s.mailOpts, append([]string(nil), s.rcpts...), s.user, s.spf
 	helo := b.conn.Hostname()
 	st, secure := b.tlsState()
 	b.mu.Unlock()
@@ -470,11 +478,20 @@ func (s *session) Data(r io.Reader) error {
 		Received: now, From: from, Rcpts: rcpts, Peer: b.client.String(),
 		Helo: sanitizeHelo(helo), Protocol: proto, Body: body, UTF8: opts.UTF8, RequireTLS: opts.RequireTLS,
 	}
+	hold := false
+	if b.srv.Checks != nil {
+		if hold, err = s.authenticate(m, spfRes, from, len(rcpts)); err != nil {
+			return err
+		}
+	}
 	commit := m.Commit
 	if ms := b.srv.Milters; ms != nil {
 		if commit, err = s.milterData(ms, m, env); err != nil {
 			return err
 		}
+	}
+	if hold {
+		commit = s.held(m, "DMARC quarantine")
 	}
 	if err := commit(env); err != nil {
 		return b.localError("data", err)
