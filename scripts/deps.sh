@@ -31,6 +31,7 @@ python3              smtplib client, mailbox reader
 python3-dkim         a DKIM verifier
 opendkim             a real milter
 opendkim-tools       opendkim-genkey
+rspamd               a real content filter through the milter interface (test/checks)
 util-linux           setpriv, unshare
 argon2               the reference argon2 CLI (auth tests)
 libdb5.3             Postfix smtp-sink (unpacked, not installed)
@@ -53,6 +54,13 @@ want=$(list)
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# Daemons among them (opendkim, rspamd) must not start on install: the
+# tests start their own, on their own ports.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $want >/dev/null
 
