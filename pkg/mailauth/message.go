@@ -12,7 +12,7 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-msgauth/dmarc"
-	"golang.org/x/net/publicsuffix"
+	"smtp-bs/third_party/publicsuffix"
 
 	"smtp-bs/pkg/dnsclient"
 )

@@ -29,6 +29,9 @@ func TestNoInitCost(t *testing.T) {
 			continue
 		}
 		pkg := f[1]
+		if pkg == "net/http" {
+			t.Errorf("net/http is linked into smtp-bs (its init runs at every connection): see third_party/publicsuffix/PATCHES")
+		}
 		if !strings.Contains(pkg, "go/spf") && !strings.Contains(pkg, "go-msgauth") && !strings.Contains(pkg, "publicsuffix") &&
 			!strings.HasPrefix(pkg, "smtp-bs/pkg/dnsbl") && !strings.HasPrefix(pkg, "smtp-bs/pkg/mailauth") {
 			continue
