@@ -1,7 +1,7 @@
 package mailauth
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -127,67 +127,143 @@ func skipCFWS(s string) string {
 // header added after the first field (smtp-bs's own Received, which stays
 // first). It returns the number of fields removed.
 func Rewrite(dst io.Writer, src io.Reader, authservID, header string) (int, error) {
-	br := bufio.NewReaderSize(src, 32<<10)
-	bw := bufio.NewWriterSize(dst, 32<<10)
-	removed, first := 0, true
-	var field []byte // the field being read, its continuation lines included
-	flush := func() error {
-		if field == nil {
-			return nil
-		}
-		name, value, _ := strings.Cut(string(field), ":")
-		if strings.EqualFold(strings.TrimSpace(name), "Authentication-Results") && strings.EqualFold(AuthservID(value), authservID) {
-			removed++
-		} else if _, err := bw.Write(field); err != nil {
-			return err
-		}
-		if first {
-			first = false
-			if _, err := bw.WriteString(header); err != nil {
-				return err
-			}
-		}
-		field = nil
-		return nil
+	f := NewFilter(dst, authservID, header, 1)
+	if _, err := io.CopyBuffer(f, src, make([]byte, 32<<10)); err != nil {
+		return f.Removed(), err
 	}
-	for {
-		line, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// A line over 32 KiB: no header we look for; copy it as is.
-			if err := flush(); err != nil {
-				return removed, err
+	err := f.Flush()
+	return f.Removed(), err
+}
+
+// maxField bounds what a Filter holds of one header field; a longer field
+// (far beyond what mail carries) ends the filtering: it and the rest pass
+// through as they are.
+const maxField = 1 << 20
+
+// Filter is Rewrite as a writer, for a message as it streams in: it
+// removes the Authentication-Results fields that carry authservID and
+// inserts header after the first skip fields, holding no more than one
+// field at a time; past the header it passes everything straight on.
+// Flush must be called at the end.
+type Filter struct {
+	w          io.Writer
+	id, header string
+	skip       int
+	inHeader   bool
+	line       []byte // the current line, not yet complete
+	field      []byte // the current field, continuation lines included
+	removed    int
+	err        error
+}
+
+// NewFilter returns a Filter writing to w.
+func NewFilter(w io.Writer, authservID, header string, skip int) *Filter {
+	return &Filter{w: w, id: authservID, header: header, skip: skip, inHeader: true}
+}
+
+// Removed is the number of fields removed so far.
+func (f *Filter) Removed() int { return f.removed }
+
+func (f *Filter) Write(p []byte) (int, error) {
+	n := len(p)
+	for f.inHeader && len(p) > 0 && f.err == nil {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			f.line = append(f.line, p...)
+			p = nil
+			if len(f.line) > maxField {
+				f.giveUp()
 			}
-			if _, err := bw.Write(line); err != nil {
-				return removed, err
-			}
-			continue
-		}
-		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') && field != nil {
-			field = append(field, line...)
-		} else {
-			if err := flush(); err != nil {
-				return removed, err
-			}
-			if len(line) == 0 || line[0] == '\r' || line[0] == '\n' || err != nil {
-				// The end of the header: the body follows as it is.
-				if first {
-					bw.WriteString(header)
-					first = false
-				}
-				bw.Write(line)
-				if _, err := io.Copy(bw, br); err != nil {
-					return removed, err
-				}
-				return removed, bw.Flush()
-			}
-			field = append([]byte(nil), line...)
-		}
-		if err != nil {
 			break
 		}
+		f.line = append(f.line, p[:i+1]...)
+		p = p[i+1:]
+		l := f.line
+		f.line = nil
+		f.handle(l)
 	}
-	if err := flush(); err != nil {
-		return removed, err
+	if f.err == nil && len(p) > 0 {
+		_, f.err = f.w.Write(p)
 	}
-	return removed, bw.Flush()
+	if f.err != nil {
+		return 0, f.err
+	}
+	return n, nil
+}
+
+func (f *Filter) handle(l []byte) {
+	if (l[0] == ' ' || l[0] == '\t') && f.field != nil {
+		f.field = append(f.field, l...)
+		if len(f.field) > maxField {
+			f.giveUp()
+		}
+		return
+	}
+	f.flushField()
+	if len(bytes.TrimRight(l, "\r\n")) == 0 {
+		// The blank line: the header ends here.
+		f.insert()
+		f.write(l)
+		f.inHeader = false
+		return
+	}
+	f.field = append(f.field[:0:0], l...)
+}
+
+// flushField writes the field held, unless it is one of ours to remove.
+func (f *Filter) flushField() {
+	if f.field == nil {
+		return
+	}
+	name, value, _ := strings.Cut(string(f.field), ":")
+	if strings.EqualFold(strings.TrimSpace(name), "Authentication-Results") && strings.EqualFold(AuthservID(value), f.id) {
+		f.removed++
+	} else {
+		if f.skip == 0 {
+			f.insert()
+		}
+		f.write(f.field)
+		if f.skip > 0 {
+			f.skip--
+		}
+	}
+	f.field = nil
+}
+
+func (f *Filter) insert() {
+	if f.header != "" {
+		f.write([]byte(f.header))
+		f.header = ""
+	}
+	f.skip = 0
+}
+
+func (f *Filter) write(b []byte) {
+	if f.err == nil {
+		_, f.err = f.w.Write(b)
+	}
+}
+
+// giveUp writes what is held and stops filtering.
+func (f *Filter) giveUp() {
+	f.insert()
+	f.write(f.field)
+	f.write(f.line)
+	f.field, f.line, f.inHeader = nil, nil, false
+}
+
+// Flush writes what is held: a header without a blank line after it ends
+// with the message.
+func (f *Filter) Flush() error {
+	if f.inHeader {
+		if len(f.line) > 0 {
+			l := f.line
+			f.line = nil
+			f.handle(l)
+		}
+		f.flushField()
+		f.insert()
+		f.inHeader = false
+	}
+	return f.err
 }
