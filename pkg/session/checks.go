@@ -61,16 +61,32 @@ func (s *session) checkSPF(from string) error {
 	return nil
 }
 
-// authenticate verifies the message in m (DKIM, DMARC when configured),
-// writes it anew with our Authentication-Results after our Received
-// header (and every field that claims our authserv-id gone), and applies
-// DMARC policy where [checks.dmarc] says so. It reports whether the
-// message is to be held; on a refusal m is aborted. With spf nil (a
-// client that authenticated or may relay: not checked) the fields that
-// claim our authserv-id are still removed, and none is added: whoever
+// authFilter returns where DATA writes the message: through a filter
+// that removes the Authentication-Results fields claiming our authserv-id
+// and puts ours first, as the message streams in, when ours is known
+// before the body (SPF's, or none for a client not checked: whoever
 // sends it, no message reaches a recipient with a verdict we did not
-// write (RFC 8601 section 5).
-func (s *session) authenticate(m *spool.Incoming, spfp *mailauth.SPF, from string, nrcpts int) (bool, error) {
+// write, RFC 8601 section 5). With DMARC on, the header waits for the
+// body: authenticate writes it, and the filter is nil.
+func (s *session) authFilter(m *spool.Incoming, spf *mailauth.SPF) (io.Writer, *mailauth.Filter) {
+	c := s.b.srv.Config.Checks
+	if s.b.srv.Checks == nil || spf != nil && c.DMARC.Enabled {
+		return m, nil
+	}
+	header := ""
+	if spf != nil {
+		header = mailauth.Results{SPF: *spf}.Header(c.AuthservID)
+	}
+	f := mailauth.NewFilter(m, c.AuthservID, header, 0)
+	return f, f
+}
+
+// authenticate verifies the message in m (DKIM, DMARC), writes it anew
+// with our Authentication-Results after our Received header (and every
+// field that claims our authserv-id gone), and applies DMARC policy where
+// [checks.dmarc] says so. It reports whether the message is to be held;
+// on a refusal m is aborted.
+func (s *session) authenticate(m *spool.Incoming, spf mailauth.SPF, from string, nrcpts int) (bool, error) {
 	b := s.b
 	cfg := b.srv.Config.Checks
 	src, err := m.Content()
@@ -79,31 +95,20 @@ func (s *session) authenticate(m *spool.Incoming, spfp *mailauth.SPF, from strin
 		return false, b.localError("data", err)
 	}
 	defer src.Close()
-	if spfp == nil {
-		_, err := s.rewrite(m, src, "")
-		return false, err
-	}
-	spf := *spfp
-	res := mailauth.Results{SPF: spf}
 	start := time.Now()
-	if cfg.DMARC.Enabled {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout.Duration)
-		res, err = mailauth.CheckMessage(ctx, b.srv.Checks.Resolver, src, spf)
-		cancel()
-		if err != nil {
-			b.srv.Log.Event(maillog.Warning, "dmarc", "id", m.ID(), "err", err)
-		}
-		if _, err := src.Seek(0, 0); err != nil {
-			m.Abort()
-			return false, b.localError("data", err)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout.Duration)
+	res, err := mailauth.CheckMessage(ctx, b.srv.Checks.Resolver, src, spf)
+	cancel()
+	if err != nil {
+		b.srv.Log.Event(maillog.Warning, "dmarc", "id", m.ID(), "err", err)
+	}
+	if _, err := src.Seek(0, 0); err != nil {
+		m.Abort()
+		return false, b.localError("data", err)
 	}
 	removed, err := s.rewrite(m, src, res.Header(cfg.AuthservID))
 	if err != nil {
 		return false, err
-	}
-	if !res.Checked {
-		return false, nil
 	}
 	dkims := ""
 	for i, d := range res.DKIM {

@@ -439,7 +439,8 @@ func (s *session) Data(r io.Reader) error {
 		m.Abort()
 		return b.localError("data", err)
 	}
-	chk := newBodyCheck(m, cfg.SMTP.MaxReceived)
+	dst, authRes := s.authFilter(m, spfRes)
+	chk := newBodyCheck(dst, cfg.SMTP.MaxReceived)
 	if _, err := io.CopyBuffer(chk, r, make([]byte, 16<<10)); err != nil {
 		m.Abort()
 		var se *smtp.SMTPError
@@ -461,6 +462,12 @@ func (s *session) Data(r io.Reader) error {
 		return reply(451, smtp.EnhancedCode{4, 4, 2}, "Connection problem during DATA")
 	}
 	bad := chk.finish()
+	if authRes != nil && bad == nil {
+		if err := authRes.Flush(); err != nil {
+			m.Abort()
+			return b.localError("data", err)
+		}
+	}
 	if b.guard.filter().dotCR.Swap(false) && bad == nil {
 		bad = errBareEOL // a CR go-smtp dropped: see filter.dotCR
 	}
@@ -479,8 +486,8 @@ func (s *session) Data(r io.Reader) error {
 		Helo: sanitizeHelo(helo), Protocol: proto, Body: body, UTF8: opts.UTF8, RequireTLS: opts.RequireTLS,
 	}
 	hold := false
-	if b.srv.Checks != nil {
-		if hold, err = s.authenticate(m, spfRes, from, len(rcpts)); err != nil {
+	if b.srv.Checks != nil && authRes == nil {
+		if hold, err = s.authenticate(m, *spfRes, from, len(rcpts)); err != nil {
 			return err
 		}
 	}
