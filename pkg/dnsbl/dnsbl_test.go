@@ -203,3 +203,19 @@ func TestDecidedEarly(t *testing.T) {
 		t.Errorf("score %d listed %v", r.Score, r.Listed)
 	}
 }
+
+// A zone's TXT goes into our reply: no CR, LF or other control character
+// of it may reach the client (a second reply line, a forged 250).
+func TestTXTCleaned(t *testing.T) {
+	srv := dnstest.Start(t,
+		"9.2.0.192.bl1.test. A 127.0.0.2",
+		`9.2.0.192.bl1.test. TXT "Listed\013\010250 2.0.0 OK\000 caf\195\169"`,
+	)
+	r := check(t, srv, 1, 5*time.Second, "192.0.2.9", "bl1.test")
+	if !r.Listed || r.Text != "Listed250 2.0.0 OK caf" {
+		t.Errorf("text %q (listed %v)", r.Text, r.Listed)
+	}
+	if reply := r.Reply(netip.MustParseAddr("192.0.2.9")); strings.ContainsAny(reply, "\r\n\x00") {
+		t.Errorf("reply %q", reply)
+	}
+}
