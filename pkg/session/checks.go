@@ -128,7 +128,7 @@ func (s *session) authenticate(m *spool.Incoming, spf mailauth.SPF, from string,
 		m.Abort()
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		return false, b.refuse("data", reply(550, smtp.EnhancedCode{5, 7, 1}, "Message rejected by the DMARC policy of "+res.DMARC.From),
+		return false, b.refuse("data", reply(550, smtp.EnhancedCode{5, 7, 1}, "Message rejected by the DMARC policy of "+ascii(res.DMARC.From)),
 			"id", m.ID(), "from", from, "nrcpts", nrcpts)
 	case res.DMARC.Policy == "quarantine" && cfg.DMARC.Quarantine:
 		return true, nil
@@ -160,4 +160,17 @@ func (s *session) held(m *spool.Incoming, why string) func(*spool.Envelope) erro
 		s.b.srv.Log.Event(maillog.Warning, "hold", "id", env.ID, "reason", why)
 		return nil
 	}
+}
+
+// ascii is s for a reply line: printable ASCII only (the From domain
+// comes from the message, and may be UTF-8).
+func ascii(s string) string {
+	b := []byte(s)
+	out := b[:0]
+	for _, c := range b {
+		if c >= 0x20 && c < 0x7f {
+			out = append(out, c)
+		}
+	}
+	return string(out)
 }
