@@ -14,10 +14,12 @@ import (
 
 // dnsblListed scores a client outside relay_networks against [checks.dnsbl]
 // before the greeting, and logs what it found. A listed client is refused
-// by the caller; a DNS failure only logs.
-func dnsblListed(cfg *config.Config, client session.Client, log *maillog.Logger) (string, bool) {
+// by the caller; a DNS failure only logs. Under implicit TLS (port 465,
+// submission) there is no check: a plaintext 554 would reach a client
+// that speaks TLS as garbage.
+func dnsblListed(cfg *config.Config, client session.Client, log *maillog.Logger, implicitTLS bool) (string, bool) {
 	k := cfg.Checks
-	if len(k.DNSBL.Zones) == 0 || client.Local || client.Relay || !client.Addr.IsValid() || cfg.SMTP.RelayAllowed(client.Addr) {
+	if len(k.DNSBL.Zones) == 0 || implicitTLS || client.Local || client.Relay || !client.Addr.IsValid() || cfg.SMTP.RelayAllowed(client.Addr) {
 		return "", false
 	}
 	c := &dnsbl.Checker{Threshold: k.DNSBL.Threshold, Timeout: k.DNSBL.Timeout.Duration, Resolver: dnsclient.New(k.Resolver)}

@@ -129,7 +129,7 @@ func run() int {
 		}
 		client.Relay = access.RelayGranted(v)
 	}
-	if text, listed := dnsblListed(cfg, client, log); listed {
+	if text, listed := dnsblListed(cfg, client, log, *tlsWrapper || cfg.TLS.Implicit); listed {
 		if jail { // Refuse reads the client's commands: not as root.
 			if _, err := enterJail(cfg, id, log); err != nil {
 				conn.Close()
