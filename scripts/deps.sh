@@ -34,6 +34,7 @@ opendkim-tools       opendkim-genkey
 haproxy              a real load balancer sending PROXY v1/v2 headers (test/proxy)
 nginx                contrib/nginx's stream fragment, PROXY v1 (test/proxy)
 libnginx-mod-stream  nginx's stream module
+rspamd               a real content filter through the milter interface (test/checks)
 util-linux           setpriv, unshare
 argon2               the reference argon2 CLI (auth tests)
 man-db               man --warnings renders the manual pages (test/man), man finds installed ones
@@ -61,8 +62,8 @@ want=$(list)
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-# No daemon of a package (dovecot, opendkim, haproxy, nginx) is started by
-# its install: the tests start their own, on 127.0.0.1 with their own configs.
+# No daemon of a package (dovecot, opendkim, haproxy, nginx, rspamd) is
+# started by its install: the tests start their own, on 127.0.0.1.
 if [ ! -e /usr/sbin/policy-rc.d ]; then
   printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
   chmod 755 /usr/sbin/policy-rc.d

@@ -19,6 +19,7 @@ import (
 	"smtp-bs/pkg/auth"
 	"smtp-bs/pkg/check"
 	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/dnsclient"
 	"smtp-bs/pkg/launcher"
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/privilege"
@@ -150,7 +151,20 @@ func run() int {
 		}
 		client.Relay = access.RelayGranted(v)
 	}
+	if text, listed := dnsblListed(cfg, client, log, *tlsWrapper || cfg.TLS.Implicit); listed {
+		if jail { // Refuse reads the client's commands: not as root.
+			if _, err := enterJail(cfg, id, log); err != nil {
+				conn.Close()
+				return sysexits.NoPerm
+			}
+		}
+		access.RefuseWith(conn, cfg.Hostname, text, 10*time.Second)
+		return sysexits.OK
+	}
 	srv := &session.Server{Config: cfg, Log: log, Implicit: *tlsWrapper || cfg.TLS.Implicit}
+	if cfg.Checks.SPFOn() {
+		srv.Checks = &session.Checks{Resolver: dnsclient.New(cfg.Checks.Resolver)}
+	}
 	if code := loadSecrets(cfg, srv, log); code != sysexits.OK {
 		fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
 		conn.Close()

@@ -31,6 +31,21 @@ func Dial(t testing.TB, addr string, greet int) *Dialogue {
 	return d
 }
 
+// DialFrom connects to addr from a given 127.0.0.0/8 source address and
+// returns the greeting's code and text, whatever they are.
+func DialFrom(t testing.TB, src, addr string) (*Dialogue, int, string) {
+	t.Helper()
+	dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	c, err := dl.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	d := &Dialogue{T: t, Conn: c, R: bufio.NewReader(c)}
+	code, text := d.Reply()
+	return d, code, text
+}
+
 // Reply reads one (possibly multi-line) reply and returns its code and text.
 func (d *Dialogue) Reply() (int, string) {
 	d.T.Helper()

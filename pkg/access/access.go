@@ -55,10 +55,15 @@ func RelayGranted(v tcpwrap.Verdict) bool {
 // Refuse speaks to a refused client for at most wait: 554, then 503 to
 // every command but QUIT (221), then closes.
 func Refuse(conn net.Conn, hostname string, wait time.Duration) {
+	RefuseWith(conn, hostname, "Access denied (hosts.allow/hosts.deny)", wait)
+}
+
+// RefuseWith is Refuse with the greeting's text (one line, ASCII) given.
+func RefuseWith(conn net.Conn, hostname, text string, wait time.Duration) {
 	defer conn.Close()
 	deadline := time.Now().Add(wait)
 	conn.SetDeadline(deadline)
-	fmt.Fprintf(conn, "554 5.7.1 %s Access denied (hosts.allow/hosts.deny)\r\n", hostname)
+	fmt.Fprintf(conn, "554 5.7.1 %s %s\r\n", hostname, text)
 	r := bufio.NewReaderSize(io.LimitReader(conn, 64<<10), 1024)
 	for i := 0; i < 20; i++ {
 		line, err := r.ReadSlice('\n')

@@ -53,6 +53,8 @@ type Config struct {
 	Chroot  Chroot   `toml:"chroot"`
 	Proxy   Proxy    `toml:"proxy"`
 	Sandbox Sandbox  `toml:"sandbox"`
+	// Checks: DNSBL, SPF, DKIM, DMARC (checks.go).
+	Checks Checks `toml:"checks"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `toml:"-"`
@@ -612,6 +614,9 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 		return err
 	}
 	if err := c.validateChroot(bad); err != nil {
+		return err
+	}
+	if err := c.validateChecks(bad); err != nil {
 		return err
 	}
 	return c.validateTLSAuth(bad)

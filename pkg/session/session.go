@@ -26,6 +26,7 @@ import (
 	"smtp-bs/pkg/address"
 	"smtp-bs/pkg/auth"
 	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/mailauth"
 	"smtp-bs/pkg/mailbox"
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/milter"
@@ -62,6 +63,9 @@ type Server struct {
 	// Milters, when set, are consulted at every stage (milter.go); nil
 	// when none are configured, at no cost.
 	Milters *milter.Session
+	// Checks, when set, runs SPF, DKIM and DMARC (checks.go); nil when
+	// [checks] asks for none of them.
+	Checks *Checks
 
 	insecureAuth bool // tests only: AUTH without TLS
 }
@@ -234,6 +238,7 @@ type session struct {
 	rcpts    []string
 	dsn      map[string]spool.RcptDSN // RCPT's NOTIFY and ORCPT, when given
 	user     string                   // authenticated user, "" before AUTH
+	spf      *mailauth.SPF            // this transaction's, when checked
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -321,6 +326,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		b.srv.Log.Event(maillog.Error, "error", "stage", "mail", "err", err)
 		return errLocal
+	}
+	if err := s.checkSPF(from); err != nil {
+		return err
 	}
 	if ms := b.srv.Milters; ms != nil {
 		if err := s.milterMail(ms, from, opts); err != nil {
@@ -410,7 +418,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 
 func (s *session) Reset() {
 	s.b.mu.Lock()
-	s.from, s.mailOpts, s.rcpts, s.dsn = nil, nil, nil, nil
+	s.from, s.mailOpts, s.rcpts, s.dsn, s.spf = nil, nil, nil, nil, nil
 	s.b.mu.Unlock()
 	if ms := s.b.srv.Milters; ms != nil {
 		ms.Abort()
@@ -437,7 +445,7 @@ func (s *session) Data(r io.Reader) error {
 		b.mu.Unlock()
 		return reply(503, smtp.EnhancedCode{5, 5, 1}, "Need MAIL and RCPT first")
 	}
-	from, opts, rcpts, user, dsn := *s.from, s.mailOpts, append([]string(nil), s.rcpts...), s.user, s.dsn
+	from, opts, rcpts, user, dsn, spfRes := *s.from, s.mailOpts, append([]string(nil), s.rcpts...), s.user, s.dsn, s.spf
 	helo, ehlo := b.conn.Hostname(), b.conn.Extended()
 	st, secure := b.tlsState()
 	b.mu.Unlock()
@@ -460,12 +468,13 @@ func (s *session) Data(r io.Reader) error {
 		m.Abort()
 		return b.localError("data", err)
 	}
+	dst, authRes := s.authFilter(m, spfRes)
 	// A submission server (require_auth) completes the header, as an
 	// MSA does (RFC 6409 8.1-8.3).
-	var w io.Writer = m
+	var w io.Writer = dst
 	var fix *headerFixer
 	if cfg.SMTP.RequireAuth {
-		fix = newHeaderFixer(m, cfg.Hostname, from, now)
+		fix = newHeaderFixer(dst, cfg.Hostname, from, now)
 		w = fix
 	}
 	chk := newBodyCheck(w, cfg.SMTP.MaxReceived)
@@ -489,14 +498,23 @@ func (s *session) Data(r io.Reader) error {
 		b.srv.Log.Event(maillog.Warning, "reject", "stage", "data", "peer", b.client, "reason", "connection lost during DATA", "err", err)
 		return reply(451, smtp.EnhancedCode{4, 4, 2}, "Connection problem during DATA")
 	}
-	if bad := chk.finish(); bad != nil {
+	bad := chk.finish()
+	if bad != nil {
 		m.Abort()
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return b.refuse("data", bad, "from", from, "nrcpts", len(rcpts))
 	}
+	// The header fixer writes through the Authentication-Results filter:
+	// it ends first.
 	if fix != nil {
 		if err := fix.finish(); err != nil {
+			m.Abort()
+			return b.localError("data", err)
+		}
+	}
+	if authRes != nil {
+		if err := authRes.Flush(); err != nil {
 			m.Abort()
 			return b.localError("data", err)
 		}
@@ -510,11 +528,20 @@ func (s *session) Data(r io.Reader) error {
 		Helo: sanitizeHelo(helo), Protocol: proto, Body: body, UTF8: opts.UTF8, RequireTLS: opts.RequireTLS,
 		Ret: string(opts.Return), EnvID: opts.EnvelopeID, DSN: dsn,
 	}
+	hold := false
+	if b.srv.Checks != nil && authRes == nil {
+		if hold, err = s.authenticate(m, *spfRes, from, len(rcpts)); err != nil {
+			return err
+		}
+	}
 	commit := m.Commit
 	if ms := b.srv.Milters; ms != nil {
 		if commit, err = s.milterData(ms, m, env); err != nil {
 			return err
 		}
+	}
+	if hold {
+		commit = s.held(m, "DMARC quarantine")
 	}
 	if err := commit(env); err != nil {
 		return b.localError("data", err)

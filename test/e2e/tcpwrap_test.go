@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"smtp-bs/internal/testenv"
 )
@@ -17,15 +14,7 @@ import (
 // dialFrom connects to addr from a given 127.0.0.0/8 source address.
 func dialFrom(t *testing.T, src, addr string) (*testenv.Dialogue, int, string) {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	dl := &testenv.Dialogue{T: t, Conn: c, R: bufio.NewReader(c)}
-	code, text := dl.Reply()
-	return dl, code, text
+	return testenv.DialFrom(t, src, addr)
 }
 
 func TestTCPWrapAdmitsAndRefuses(t *testing.T) {

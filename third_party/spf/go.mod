@@ -1,0 +1,3 @@
+module blitiri.com.ar/go/spf
+
+go 1.25
