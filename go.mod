@@ -13,4 +13,8 @@ require (
 	golang.org/x/term v0.47.0
 )
 
-require github.com/emersion/go-message v0.18.2 // indirect
+require (
+	github.com/emersion/go-message v0.18.2 // indirect
+	github.com/miekg/dns v1.1.73 // indirect
+	golang.org/x/net v0.60.0 // indirect
+)

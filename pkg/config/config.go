@@ -51,6 +51,8 @@ type Config struct {
 	// Milters are consulted in this order ([[milter]] tables).
 	Milters []Milter `toml:"milter"`
 	Chroot  Chroot   `toml:"chroot"`
+	// TLSPolicy is outbound TLS beyond mx_tls (config/tlspolicy.go).
+	TLSPolicy TLSPolicy `toml:"tls_policy"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `toml:"-"`
@@ -257,6 +259,7 @@ func Default() *Config {
 			DataTimeout:     Duration{10 * time.Minute},
 			SessionTimeout:  Duration{30 * time.Minute},
 		},
+		TLSPolicy: defaultTLSPolicy(),
 		Delivery: Delivery{
 			ConnectTimeout: Duration{30 * time.Second},
 			CommandTimeout: Duration{5 * time.Minute},
@@ -540,6 +543,9 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 		return err
 	}
 	if err := c.validateChroot(bad); err != nil {
+		return err
+	}
+	if err := c.validateTLSPolicy(bad); err != nil {
 		return err
 	}
 	return c.validateTLSAuth(bad)

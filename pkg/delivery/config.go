@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/tlspolicy"
 )
 
 // FromConfig builds the Transport the [delivery] section describes.
@@ -56,5 +57,10 @@ func FromConfig(cfg *config.Config) (*Transport, error) {
 			return dd.DialContext(ctx, network, server)
 		}}
 	}
+	pol, err := tlspolicy.New(tlspolicy.OptionsFromConfig(cfg, o.RootCAs))
+	if err != nil {
+		return nil, err
+	}
+	o.TLSPolicy = pol
 	return New(o), nil
 }

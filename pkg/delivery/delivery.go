@@ -22,6 +22,7 @@ import (
 
 	"smtp-bs/pkg/address"
 	"smtp-bs/pkg/spool"
+	"smtp-bs/pkg/tlspolicy"
 )
 
 // Result is one recipient's outcome.
@@ -46,6 +47,8 @@ type Destination struct {
 	// VerifyTLS demands a verified certificate whatever tls_verify says
 	// (a REQUIRETLS message).
 	VerifyTLS bool
+
+	policy *tlspolicy.Decision // per MX host, set by withPolicy
 }
 
 // Deliverer routes recipients and delivers groups of them.
@@ -85,7 +88,10 @@ type Options struct {
 	MaxHosts int
 
 	Resolver Resolver
-	Dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSPolicy decides TLS per MX host (DANE, MTA-STS, remembered
+	// levels); nil: MXTLS alone.
+	TLSPolicy *tlspolicy.Engine
+	Dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Transport delivers over SMTP. It is safe for concurrent use; DNS answers
@@ -191,7 +197,10 @@ func ReadAuthFile(path string) (user, pass string, err error) {
 }
 
 // tlsConfig is the client TLS configuration for a host.
-func (t *Transport) tlsConfig(host string, verify bool) *tls.Config {
+func (t *Transport) tlsConfig(host string, verify bool, dest Destination) *tls.Config {
+	if dest.policy != nil {
+		return dest.policy.TLSConfig()
+	}
 	return &tls.Config{
 		ServerName:         host,
 		RootCAs:            t.o.RootCAs,

@@ -39,7 +39,7 @@ type conn struct {
 }
 
 func reuseKey(tg target, dest Destination) string {
-	return fmt.Sprintf("%s\x00%s\x00%v\x00%s\x00%s", dest.Key, dest.TLS, dest.VerifyTLS, tg.host, tg.addr)
+	return fmt.Sprintf("%s\x00%s\x00%v\x00%s\x00%s\x00%s", dest.Key, dest.TLS, dest.VerifyTLS, tg.host, tg.addr, policyKey(dest))
 }
 
 // get returns a client for tg: an idle one that still answers RSET, or a
@@ -57,6 +57,7 @@ func (t *Transport) get(ctx context.Context, tg target, dest Destination) (*conn
 		cn.c.Close()
 	}
 	c, err := t.open(ctx, tg, dest)
+	t.observe(dest, c, err)
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,11 @@ func (t *Transport) Deliver(ctx context.Context, dest Destination, env *spool.En
 	}
 	var lastErr string
 	for _, tg := range targets {
+		dest, deferred := t.withPolicy(ctx, dest, tg)
+		if deferred != "" {
+			lastErr = deferred
+			continue
+		}
 		cn, err := t.get(ctx, tg, dest)
 		if err != nil {
 			lastErr = err.Error()
@@ -78,11 +83,11 @@ func (t *Transport) open(ctx context.Context, tg target, dest Destination) (*smt
 	var c *smtp.Client
 	switch dest.TLS {
 	case "implicit":
-		c = smtp.NewClient(tlsClient(conn, t.tlsConfig(tg.host, verify)))
+		c = smtp.NewClient(tlsClient(conn, t.tlsConfig(tg.host, verify, dest)))
 	case "required", "opportunistic":
 		// go-smtp's only STARTTLS entry point says EHLO localhost before
 		// TLS; Hello below repeats EHLO with our name inside TLS.
-		c, err = smtp.NewClientStartTLS(conn, t.tlsConfig(tg.host, verify))
+		c, err = smtp.NewClientStartTLS(conn, t.tlsConfig(tg.host, verify, dest))
 		if err != nil {
 			if dest.TLS == "required" {
 				return nil, fmt.Errorf("%s[%s]: TLS is required but failed: %w", tg.host, tg.addr, err)

@@ -1,0 +1,88 @@
+package delivery
+
+import (
+	"context"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+
+	"smtp-bs/pkg/tlspolicy"
+)
+
+// The TLS policy of MX delivery (DANE, MTA-STS, remembered levels) is
+// decided per MX host by pkg/tlspolicy; this file is the whole of the
+// glue. Smarthosts and routes keep their configured TLS settings.
+
+// withPolicy returns dest as the policy wants it for target tg: its TLS
+// mode, and the decision whose tls.Config open uses. A decision that
+// says Defer leaves the host untried.
+func (t *Transport) withPolicy(ctx context.Context, dest Destination, tg target) (Destination, string) {
+	domain, ok := strings.CutPrefix(dest.Key, "mx:")
+	if t.o.TLSPolicy == nil || !ok {
+		return dest, ""
+	}
+	base := tlspolicy.Opportunistic
+	switch {
+	case dest.VerifyTLS:
+		base = tlspolicy.RequiredVerified
+	case dest.TLS == "none":
+		base = tlspolicy.None
+	}
+	d := t.o.TLSPolicy.Decide(ctx, domain, tg.host, base)
+	if d.Defer != "" {
+		t.o.TLSPolicy.Observe(d, nil, nil)
+		return dest, d.Defer
+	}
+	switch {
+	case d.Mode == tlspolicy.None:
+		dest.TLS = "none"
+	case d.Mode.RequiresTLS():
+		dest.TLS = "required"
+	default:
+		dest.TLS = "opportunistic"
+	}
+	dest.policy = &d
+	return dest, ""
+}
+
+// observe tells the policy how a new connection under dest ended.
+func (t *Transport) observe(dest Destination, c *smtp.Client, err error) {
+	if dest.policy == nil {
+		return
+	}
+	if c == nil {
+		t.o.TLSPolicy.Observe(*dest.policy, nil, err)
+		return
+	}
+	cs, ok := c.TLSConnectionState()
+	if !ok {
+		t.o.TLSPolicy.Observe(*dest.policy, nil, nil)
+		return
+	}
+	t.o.TLSPolicy.Observe(*dest.policy, &cs, nil)
+}
+
+func policyKey(dest Destination) string {
+	if dest.policy == nil {
+		return ""
+	}
+	return dest.policy.Key()
+}
+
+// explainPolicy is what qrun -route says of tg's TLS policy.
+func (t *Transport) explainPolicy(ctx context.Context, dest Destination, tg target) string {
+	domain, ok := strings.CutPrefix(dest.Key, "mx:")
+	if t.o.TLSPolicy == nil || !ok {
+		return ""
+	}
+	base := tlspolicy.Opportunistic
+	if dest.TLS == "none" {
+		base = tlspolicy.None
+	}
+	d := t.o.TLSPolicy.Decide(ctx, domain, tg.host, base)
+	s := "     " + d.String() + "\n"
+	for _, n := range d.Notes {
+		s += "     " + n + "\n"
+	}
+	return s
+}

@@ -1,0 +1,47 @@
+package tlspolicy
+
+import (
+	"context"
+	"testing"
+
+	"smtp-bs/internal/testenv"
+)
+
+func TestTrustedResolver(t *testing.T) {
+	for _, c := range []struct {
+		host    string
+		trusted []string
+		want    bool
+	}{
+		{"127.0.0.1", nil, true},
+		{"127.0.0.53", nil, true},
+		{"::1", nil, true},
+		{"192.0.2.1", nil, false},
+		{"192.0.2.1", []string{"192.0.2.1"}, true},
+		{"192.0.2.1", []string{"192.0.2.2"}, false},
+	} {
+		if got := TrustedResolver(c.host, c.trusted); got != c.want {
+			t.Errorf("TrustedResolver(%s, %v) = %v, want %v", c.host, c.trusted, got, c.want)
+		}
+	}
+}
+
+// The AD bit of a resolver that is not trusted counts for nothing: signed
+// TLSA records seen through it are not applied.
+func TestUntrustedResolverIgnoresAD(t *testing.T) {
+	dns := testenv.NewDNSServer(t)
+	dns.Add(t, "example.test. 300 IN MX 10 mx.example.test.", "mx.example.test. 300 IN A 127.0.0.1",
+		"_25._tcp.mx.example.test. 300 IN TLSA 3 1 1 0000000000000000000000000000000000000000000000000000000000000000")
+	dns.Sign("example.test")
+	for _, trust := range []bool{true, false} {
+		r := &resolver{addr: dns.Addr, trustAD: trust, timeout: 5e9}
+		got := r.lookupDANE(context.Background(), "example.test", "mx.example.test", "25")
+		want := daneUsable
+		if !trust {
+			want = daneNone
+		}
+		if got.state != want {
+			t.Errorf("trustAD=%v: state %d (%s), want %d", trust, got.state, got.note, want)
+		}
+	}
+}
