@@ -61,6 +61,6 @@ func FromConfig(cfg *config.Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.TLSPolicy = pol
+	o.TLSPolicyEngine = pol
 	return New(o), nil
 }

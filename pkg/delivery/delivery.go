@@ -88,10 +88,10 @@ type Options struct {
 	MaxHosts int
 
 	Resolver Resolver
-	// TLSPolicy decides TLS per MX host (DANE, MTA-STS, remembered
+	// TLSPolicyEngine decides TLS per MX host (DANE, MTA-STS, remembered
 	// levels); nil: MXTLS alone.
-	TLSPolicy *tlspolicy.Engine
-	Dial      func(ctx context.Context, network, addr string) (net.Conn, error)
+	TLSPolicyEngine *tlspolicy.Engine
+	Dial            func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Transport delivers over SMTP. It is safe for concurrent use; DNS answers

@@ -18,7 +18,7 @@ import (
 // says Defer leaves the host untried.
 func (t *Transport) withPolicy(ctx context.Context, dest Destination, tg target) (Destination, string) {
 	domain, ok := strings.CutPrefix(dest.Key, "mx:")
-	if t.o.TLSPolicy == nil || !ok {
+	if t.o.TLSPolicyEngine == nil || !ok {
 		return dest, ""
 	}
 	base := tlspolicy.Opportunistic
@@ -28,9 +28,9 @@ func (t *Transport) withPolicy(ctx context.Context, dest Destination, tg target)
 	case dest.TLS == "none":
 		base = tlspolicy.None
 	}
-	d := t.o.TLSPolicy.Decide(ctx, domain, tg.host, base)
+	d := t.o.TLSPolicyEngine.Decide(ctx, domain, tg.host, base)
 	if d.Defer != "" {
-		t.o.TLSPolicy.Observe(d, nil, nil)
+		t.o.TLSPolicyEngine.Observe(d, nil, nil)
 		return dest, d.Defer
 	}
 	switch {
@@ -51,15 +51,15 @@ func (t *Transport) observe(dest Destination, c *smtp.Client, err error) {
 		return
 	}
 	if c == nil {
-		t.o.TLSPolicy.Observe(*dest.policy, nil, err)
+		t.o.TLSPolicyEngine.Observe(*dest.policy, nil, err)
 		return
 	}
 	cs, ok := c.TLSConnectionState()
 	if !ok {
-		t.o.TLSPolicy.Observe(*dest.policy, nil, nil)
+		t.o.TLSPolicyEngine.Observe(*dest.policy, nil, nil)
 		return
 	}
-	t.o.TLSPolicy.Observe(*dest.policy, &cs, nil)
+	t.o.TLSPolicyEngine.Observe(*dest.policy, &cs, nil)
 }
 
 func policyKey(dest Destination) string {
@@ -72,14 +72,14 @@ func policyKey(dest Destination) string {
 // explainPolicy is what qrun -route says of tg's TLS policy.
 func (t *Transport) explainPolicy(ctx context.Context, dest Destination, tg target) string {
 	domain, ok := strings.CutPrefix(dest.Key, "mx:")
-	if t.o.TLSPolicy == nil || !ok {
+	if t.o.TLSPolicyEngine == nil || !ok {
 		return ""
 	}
 	base := tlspolicy.Opportunistic
 	if dest.TLS == "none" {
 		base = tlspolicy.None
 	}
-	d := t.o.TLSPolicy.Decide(ctx, domain, tg.host, base)
+	d := t.o.TLSPolicyEngine.Decide(ctx, domain, tg.host, base)
 	s := "     " + d.String() + "\n"
 	for _, n := range d.Notes {
 		s += "     " + n + "\n"

@@ -60,7 +60,7 @@ func (w *daneWorld) start(t *testing.T, o tlspolicy.Options) {
 	w.pol = pol
 	addr := w.dns.Addr
 	w.tr = New(Options{
-		Hostname: "client.test", Port: w.port, TLSPolicy: pol,
+		Hostname: "client.test", Port: w.port, TLSPolicyEngine: pol,
 		Resolver: &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, addr)
