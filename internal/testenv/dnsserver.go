@@ -116,3 +116,17 @@ func (s *DNSServer) serve(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	w.WriteMsg(m)
 }
+
+// Del removes the records of name of type qtype ("TXT").
+func (s *DNSServer) Del(name, qtype string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name = dns.Fqdn(strings.ToLower(name))
+	kept := s.rrs[:0]
+	for _, rr := range s.rrs {
+		if !strings.EqualFold(rr.Header().Name, name) || dns.TypeToString[rr.Header().Rrtype] != qtype {
+			kept = append(kept, rr)
+		}
+	}
+	s.rrs = kept
+}
