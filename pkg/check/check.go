@@ -159,6 +159,7 @@ func (a *Audit) Run() *Report {
 	au.files()
 	au.milters()
 	au.chroot()
+	au.tlsPolicy()
 	return &au.rep
 }
 

@@ -125,3 +125,26 @@ func (r *resolver) txt(ctx context.Context, name string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// ProbeResolver says whether DANE can work with the resolver at addr
+// ("" = /etc/resolv.conf's first): it must be trusted (loopback or
+// listed) and validate, which shows as AD on the signed root zone's NS
+// records (as Postfix's dnssec_probe asks). ok is false with a reason.
+func ProbeResolver(ctx context.Context, addr string, trusted []string) (string, bool) {
+	r, err := newResolver(addr, trusted)
+	if err != nil {
+		return err.Error(), false
+	}
+	if !r.trustAD {
+		return fmt.Sprintf("the resolver %s is neither on loopback nor in [tls_policy] trusted_resolvers: its AD bit is not believed, so DANE never applies (run a validating resolver such as unbound on this host)", r.addr), false
+	}
+	r.timeout = 3 * time.Second
+	a, err := r.query(ctx, ".", dns.TypeNS)
+	if err != nil {
+		return fmt.Sprintf("the resolver %s did not answer a DNSSEC probe (. NS): %v", r.addr, err), false
+	}
+	if !a.secure {
+		return fmt.Sprintf("the resolver %s does not validate DNSSEC (no AD on . NS): DANE never applies (enable validation, e.g. unbound's auto-trust-anchor-file)", r.addr), false
+	}
+	return fmt.Sprintf("the resolver %s validates DNSSEC: DANE can apply", r.addr), true
+}
