@@ -41,6 +41,10 @@ type daneResult struct {
 // lookupDANE follows RFC 7672 2.2 for mxHost, named by domain's MX RRset
 // (implicit says there was none and mxHost is the domain itself).
 func (r *resolver) lookupDANE(ctx context.Context, domain, mxHost, port string) daneResult {
+	if !r.trustAD {
+		// Its AD bit means nothing: no query could make DANE apply.
+		return daneResult{note: "DANE: not applicable: the resolver " + r.addr + " is neither on loopback nor trusted"}
+	}
 	temp := func(err error) daneResult {
 		return daneResult{state: daneTempFail, note: fmt.Sprintf("DANE: %v (temporary)", err)}
 	}

@@ -45,3 +45,18 @@ func TestUntrustedResolverIgnoresAD(t *testing.T) {
 		}
 	}
 }
+
+// An address literal gets the configured mode: no DNS question is asked
+// of it (a failing one would defer mail to [192.0.2.1] for nothing).
+func TestAddressLiteralNoPolicy(t *testing.T) {
+	e, err := New(Options{DANE: true, MTASTS: true, Resolver: "192.0.2.1:53", Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"[192.0.2.1]", "192.0.2.1", "IPv6:2001:db8::1", "../x"} {
+		d := e.Decide(context.Background(), host, host, Opportunistic)
+		if d.Mode != Opportunistic || d.Defer != "" || d.Source != "config" {
+			t.Errorf("%s: %s", host, d)
+		}
+	}
+}

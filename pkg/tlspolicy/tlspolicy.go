@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -212,6 +213,10 @@ func (e *Engine) Decide(ctx context.Context, domain, mxHost string, base Mode) D
 			d.Mode, d.Source = m, src
 		}
 	}
+	if !isDNSName(domain) || !isDNSName(mxHost) {
+		d.Notes = append(d.Notes, "an address literal or not a DNS name: no DANE, MTA-STS or remembered level")
+		return d
+	}
 	ov := e.o.Overrides[domain]
 	if ov.Policy == "exempt" {
 		d.Notes = append(d.Notes, fmt.Sprintf("exempt from DANE, MTA-STS and remembered levels by the configuration: %s", ov.Reason))
@@ -311,4 +316,22 @@ func (e *Engine) dane(ctx context.Context, domain, mxHost string) daneResult {
 		e.mu.Unlock()
 	}
 	return dr
+}
+
+// isDNSName: letters, digits, '-', '_' and inner dots; an address literal
+// ("[192.0.2.1]", an IP) is not one, nor is anything that could name a
+// path in the state directory.
+func isDNSName(s string) bool {
+	if s == "" || len(s) > 253 || s[0] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c >= 0x80) {
+			return false
+		}
+	}
+	return true
 }

@@ -47,7 +47,7 @@ func (e *Engine) rptPath(day time.Time, domain string) string {
 
 // count adds one session to domain's policy of this kind today.
 func (e *Engine) count(domain, ptype string, pstring, mx []string, mxHost, result, reason string) {
-	if !e.o.TLSRPT || domain == "" {
+	if !e.o.TLSRPT || !isDNSName(domain) {
 		return
 	}
 	e.mu.Lock()
