@@ -182,3 +182,20 @@ func toJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 func decodeB64(s string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(strings.Join(strings.Fields(s), ""))
 }
+
+// A DANE-EE match with a certificate no CA vouches for is not remembered
+// as verified: were the TLSA records withdrawn, the domain's mail would
+// otherwise be deferred until an admin noticed.
+func TestDANEMatchNotRememberedAsVerified(t *testing.T) {
+	w := newDANEWorld(t, false, "mx.example.test")
+	w.dns.Add(t, tlsa(3, 1, 1, w.port, w.leaf.RawSubjectPublicKeyInfo))
+	w.dns.Sign("example.test")
+	w.start(t, tlspolicy.Options{DANE: true}) // trusts no CA
+	if res := deliver(t, w.tr, "u@example.test"); res[0].Status != spool.Sent {
+		t.Fatalf("%s %s", res[0].Status, res[0].Reply)
+	}
+	w.start(t, tlspolicy.Options{}) // DANE gone
+	if d := w.pol.Decide(context.Background(), "example.test", "mx.example.test", tlspolicy.Opportunistic); d.Mode != tlspolicy.Opportunistic {
+		t.Fatalf("after a DANE-only delivery: %s %v", d, d.Notes)
+	}
+}

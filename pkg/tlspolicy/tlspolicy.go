@@ -274,7 +274,10 @@ func (e *Engine) Observe(d Decision, cs *tls.ConnectionState, err error) {
 	reached := levelNone
 	if err == nil && cs != nil {
 		reached = levelTLS
-		if d.Mode == DANE || d.Mode == RequiredVerified || e.webPKIOK(*cs, d.ServerName) == nil {
+		// A DANE match alone is not remembered as verified: a DANE-EE host
+		// often has a certificate no CA signed, and were its TLSA records
+		// to go, a remembered "verified" would defer all its mail.
+		if d.Mode == RequiredVerified || e.webPKIOK(*cs, d.ServerName) == nil {
 			reached = levelVerified
 		}
 	}
