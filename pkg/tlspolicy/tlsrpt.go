@@ -113,8 +113,11 @@ func (e *Engine) report(d Decision, cs *tls.ConnectionState, err error, _ time.T
 	case cs == nil:
 		result = "starttls-not-supported"
 	case ptype == "sts" && d.sts.Mode == "testing":
-		// Testing mode delivers whatever the certificate; say what enforce would have done.
-		if verr := e.webPKIOK(*cs, d.ServerName); verr != nil {
+		// Testing mode delivers whatever the host and certificate; say
+		// what enforce would have done.
+		if !d.sts.matchMX(d.ServerName) {
+			result, reason = "validation-failure", d.ServerName+" is not an MX host the policy lists"
+		} else if verr := e.webPKIOK(*cs, d.ServerName); verr != nil {
 			result, reason = resultType(verr), verr.Error()
 		}
 	}
