@@ -86,3 +86,10 @@ func (t *Transport) explainPolicy(ctx context.Context, dest Destination, tg targ
 	}
 	return s
 }
+
+// SetTLSPolicyLog sends the TLS policy's events to log.
+func (t *Transport) SetTLSPolicyLog(log func(event string, kv ...any)) {
+	if t.o.TLSPolicyEngine != nil {
+		t.o.TLSPolicyEngine.SetLog(log)
+	}
+}

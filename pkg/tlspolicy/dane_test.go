@@ -2,6 +2,7 @@ package tlspolicy
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"smtp-bs/internal/testenv"
@@ -58,5 +59,36 @@ func TestAddressLiteralNoPolicy(t *testing.T) {
 		if d.Mode != Opportunistic || d.Defer != "" || d.Source != "config" {
 			t.Errorf("%s: %s", host, d)
 		}
+	}
+}
+
+// Overrides: an exempt domain ignores its signed TLSA records (logged
+// once per run with its reason); a "verified" one demands a verified
+// certificate though it publishes nothing.
+func TestOverrides(t *testing.T) {
+	dns := testenv.NewDNSServer(t)
+	dns.Add(t, "example.test. 300 IN MX 10 mx.example.test.", "mx.example.test. 300 IN A 127.0.0.1",
+		"_25._tcp.mx.example.test. 300 IN TLSA 3 1 1 0000000000000000000000000000000000000000000000000000000000000000",
+		"partner.test. 300 IN MX 10 mx.partner.test.", "mx.partner.test. 300 IN A 127.0.0.1")
+	dns.Sign("example.test")
+	var logged []string
+	e, err := New(Options{DANE: true, Resolver: dns.Addr, Dir: t.TempDir(), Overrides: map[string]Override{
+		"example.test": {Policy: "exempt", Reason: "stale TLSA, ticket 7"},
+		"partner.test": {Policy: "verified", Reason: "contract"},
+	}, Log: func(ev string, kv ...any) { logged = append(logged, ev) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		d := e.Decide(context.Background(), "example.test", "mx.example.test", Opportunistic)
+		if d.Mode != Opportunistic || !strings.Contains(strings.Join(d.Notes, " "), "stale TLSA, ticket 7") {
+			t.Fatalf("exempt: %s %v", d, d.Notes)
+		}
+	}
+	if len(logged) != 1 || logged[0] != "tls_policy_exempt" {
+		t.Errorf("logged %v, want one tls_policy_exempt", logged)
+	}
+	if d := e.Decide(context.Background(), "partner.test", "mx.partner.test", Opportunistic); d.Mode != RequiredVerified || d.Source != "override" {
+		t.Errorf("verified override: %s", d)
 	}
 }

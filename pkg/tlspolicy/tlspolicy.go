@@ -164,6 +164,8 @@ type Engine struct {
 	mu       sync.Mutex
 	stsMemo  map[string]stsMemo    // looked up this run
 	daneMemo map[string]daneResult // by domain and MX host, this run
+	// exemptLogged: an exemption is logged once per run and domain.
+	exemptLogged map[string]bool
 }
 
 // New returns an Engine; it creates o.Dir when missing.
@@ -186,7 +188,7 @@ func New(o Options) (*Engine, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tlspolicy: %w", err)
 	}
-	e := &Engine{o: o, stsMemo: map[string]stsMemo{}, daneMemo: map[string]daneResult{}}
+	e := &Engine{o: o, stsMemo: map[string]stsMemo{}, daneMemo: map[string]daneResult{}, exemptLogged: map[string]bool{}}
 	if o.DANE || o.MTASTS || o.TLSRPT {
 		// Without a resolver DANE and MTA-STS cannot apply; delivery
 		// goes on as mx_tls says, and the log says why.
@@ -199,6 +201,10 @@ func New(o Options) (*Engine, error) {
 	e.http = e.newHTTPClient()
 	return e, nil
 }
+
+// SetLog sends the engine's events (a remembered level, a failed policy
+// fetch, an exemption applied) to log; call it before the first Decide.
+func (e *Engine) SetLog(log func(event string, kv ...any)) { e.o.Log = log }
 
 // Decide says what a connection to mxHost (an MX host of domain, or the
 // domain itself when it has no MX) must reach. base is what the delivery
@@ -220,6 +226,13 @@ func (e *Engine) Decide(ctx context.Context, domain, mxHost string, base Mode) D
 	ov := e.o.Overrides[domain]
 	if ov.Policy == "exempt" {
 		d.Notes = append(d.Notes, fmt.Sprintf("exempt from DANE, MTA-STS and remembered levels by the configuration: %s", ov.Reason))
+		e.mu.Lock()
+		first := !e.exemptLogged[domain]
+		e.exemptLogged[domain] = true
+		e.mu.Unlock()
+		if first {
+			e.o.Log("tls_policy_exempt", "domain", domain, "reason", ov.Reason)
+		}
 		return d
 	}
 	if e.o.DANE && e.r != nil {
