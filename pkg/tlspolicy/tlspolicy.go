@@ -168,7 +168,7 @@ type Engine struct {
 	exemptLogged map[string]bool
 }
 
-// New returns an Engine; it creates o.Dir when missing.
+// New returns an Engine; it creates o.Dir when missing (not its parent).
 func New(o Options) (*Engine, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -185,8 +185,11 @@ func New(o Options) (*Engine, error) {
 	if o.Dir == "" {
 		return nil, errors.New("tlspolicy: no state directory")
 	}
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("tlspolicy: %w", err)
+	// Mkdir, not MkdirAll: a missing spool is not made here (qrun -init
+	// makes it with its owner); without the directory no state is kept,
+	// and every write says so in the log, but mail still flows.
+	if err := os.Mkdir(o.Dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		o.Log("tlspolicy_error", "err", err)
 	}
 	e := &Engine{o: o, stsMemo: map[string]stsMemo{}, daneMemo: map[string]daneResult{}, exemptLogged: map[string]bool{}}
 	if o.DANE || o.MTASTS || o.TLSRPT {
