@@ -64,7 +64,10 @@ func TestFetchSTSRefuses(t *testing.T) {
 	}
 	// A certificate no trusted CA signed: refused.
 	e2, _ := New(Options{Dir: t.TempDir(), HTTPDial: dial})
-	handler = func(w http.ResponseWriter, r *http.Request) { w.Header().Set("Content-Type", "text/plain"); w.Write([]byte(good)) }
+	handler = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte(good))
+	}
 	if _, err := e2.fetchSTS(context.Background(), "example.test"); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("untrusted policy host: %v", err)
 	}
