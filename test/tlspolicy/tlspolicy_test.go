@@ -110,3 +110,35 @@ func TestTLSForget(t *testing.T) {
 		t.Fatalf("second -tls-forget: %s", out)
 	}
 }
+
+// qrun sends the TLSRPT report of a day that has ended through itself:
+// queued by a pass, delivered to the rua like any message.
+func TestTLSRPTSentByQrun(t *testing.T) {
+	sink, _ := tlsSink(t)
+	_, port, _ := net.SplitHostPort(sink.Addr)
+	dns := testenv.NewDNSServer(t)
+	dns.Add(t, "example.test. 300 IN MX 10 mx.example.test.", "mx.example.test. 300 IN A 127.0.0.1",
+		`_smtp._tls.example.test. 300 IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@example.test"`)
+	e := testenv.New(t)
+	e.Extra["delivery"] = "resolver = \"" + dns.Addr + "\"\nmx_port = " + port
+	e.Extra["tls_policy"] = "tlsrpt = true\nmta_sts = false"
+	e.WriteConfig()
+	day := time.Now().UTC().Add(-24 * time.Hour).Format("2006-01-02")
+	dir := filepath.Join(e.SpoolDir, "tlspolicy", "tlsrpt", day)
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, "example.test.json"), []byte(`[{"policy":{"policy-type":"tlsa","policy-string":["3 1 1 00"],"policy-domain":"example.test"},"summary":{"total-successful-session-count":5,"total-failure-session-count":0}}]`), 0o600)
+	if testenv.IsRoot() {
+		testenv.Chown(t, e.SpoolDir, "mail")
+	}
+	out, _ := e.Qrun("-once")
+	msgs := sink.Messages()
+	if len(msgs) != 1 || len(msgs[0].Rcpts) != 1 || msgs[0].Rcpts[0] != "tlsrpt@example.test" || msgs[0].From != "" {
+		t.Fatalf("sink got %+v\n%s\n%s", msgs, out, e.Log())
+	}
+	if data := string(msgs[0].Data); !strings.Contains(data, `report-type="tlsrpt"`) || !strings.Contains(data, "application/tlsrpt+gzip") {
+		t.Fatalf("not a TLSRPT report:\n%s", data)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "example.test.json")); !os.IsNotExist(err) {
+		t.Errorf("the day's counts are still there after the report was queued: %v", err)
+	}
+}
