@@ -73,6 +73,7 @@ say "minbase $suite root built in $(($(date +%s) - start)) s"
 # What the network needs, and nothing of the project's tools.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
   cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
 fi
 mkdir -p "$root/usr/local/go"

@@ -42,7 +42,8 @@ RUN_AS=${RUN_AS:-mail}
 BUILD=${BUILD:-bin}
 
 D=$DESTDIR
-units="smtp-bs.socket smtp-bs@.service qrun.service qrun.timer qrun-daemon.service"
+units="smtp-bs.socket smtp-bs@.service qrun.service qrun.timer qrun-daemon.service
+	smtp-bs-submission.socket smtp-bs-submission@.service smtp-bs-smtps.socket smtp-bs-smtps@.service"
 
 say() { printf 'install.sh: %s\n' "$*"; }
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
@@ -122,11 +123,20 @@ do_install() {
 	done
 
 	# Contrib files and docs, for the admin to copy into place.
-	install -d -m 0755 "$D$DATADIR" "$D$DATADIR/xinetd" "$D$DATADIR/cron" "$D$DATADIR/systemd"
+	install -d -m 0755 "$D$DATADIR" "$D$DATADIR/xinetd" "$D$DATADIR/cron" "$D$DATADIR/systemd" "$D$DATADIR/chroot"
 	put contrib/xinetd/smtp-bs "$D$DATADIR/xinetd/smtp-bs" 0644
 	put contrib/cron/smtp-bs "$D$DATADIR/cron/smtp-bs" 0644
 	put contrib/systemd/smtp-bs-dns.conf "$D$DATADIR/systemd/smtp-bs-dns.conf" 0644
+	put contrib/systemd/smtp-bs-jail.conf "$D$DATADIR/systemd/smtp-bs-jail.conf" 0644
 	put contrib/smtp-bs.toml "$D$DATADIR/smtp-bs.toml" 0644
+	# The submission (587) and smtps (465) units read this config; it is
+	# the admin's to copy to $CONFDIR, as README says.
+	put contrib/submission.toml "$D$DATADIR/submission.toml" 0644
+	for f in README mkjail.sh tcpserver-run xinetd-smtp-bs; do
+		mode=0644
+		case $f in *.sh | tcpserver-run) mode=0755 ;; esac
+		put "contrib/chroot/$f" "$D$DATADIR/chroot/$f" $mode
+	done
 	install -d -m 0755 "$D$DOCDIR"
 	for f in README.md docs/*.md; do
 		[ -f "$f" ] && put "$f" "$D$DOCDIR/$(basename "$f")" 0644
@@ -184,12 +194,15 @@ do_uninstall() {
 		die "uninstalling from / needs root"
 	fi
 	if [ -z "$D" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
-		systemctl disable --now smtp-bs.socket qrun.timer qrun-daemon.service 2>/dev/null || true
+		systemctl disable --now smtp-bs.socket smtp-bs-submission.socket smtp-bs-smtps.socket \
+			qrun.timer qrun-daemon.service 2>/dev/null || true
 	fi
 	rm -f "$D$SBINDIR/smtp-bs" "$D$SBINDIR/qrun"
 	for u in $units; do
 		rm -f "$D$UNITDIR/$u"
 	done
+	# The unit directories install made, if nothing else is in them.
+	rmdir "$D$UNITDIR" 2>/dev/null && rmdir "$(dirname "$D$UNITDIR")" 2>/dev/null || true
 	# Copies the admin made of the xinetd entry and the cron line go only
 	# if unchanged; so does the config.
 	if [ -z "$D" ]; then

@@ -36,6 +36,9 @@ argon2               the reference argon2 CLI (auth tests)
 libdb5.3             Postfix smtp-sink (unpacked, not installed)
 libicu72             Postfix smtp-sink
 libnsl2              Postfix smtp-sink
+python3-aiosmtpd     a next hop in the interop matrix (test/interop)
+dovecot-core         Dovecot, for its LMTP server in the interop matrix
+dovecot-lmtpd        the LMTP server of Dovecot: local delivery over LMTP (test/interop)
 '
 
 list() { printf '%s\n' "$packages" | awk 'NF { print $1 }'; }
@@ -53,10 +56,17 @@ want=$(list)
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# No daemon of a package (dovecot, opendkim) is started by its install: the
+# tests start their own, on 127.0.0.1 with their own configs.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $want >/dev/null
 
-# Postfix (smtp-sink, smtp-source), sendmail and Exim as peers to test and
+# Postfix (smtp-sink, smtp-source), sendmail, Exim and OpenSMTPD as peers to test and
 # measure against: an installed MTA would start and take port 25, so they
 # are only downloaded and unpacked, into bench/.cache/root.
 bash "$(dirname "$0")/../bench/fetch.sh"

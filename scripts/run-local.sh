@@ -8,6 +8,9 @@
 # user: the spool goes to ./run/spool (a two-line config says so), since
 # /var/spool is not yours to write.
 #
+# ADDR=host:port listens elsewhere (default 127.0.0.1:2525), e.g.
+#   ADDR=127.0.0.1:2526 scripts/run-local.sh
+#
 # Then, from another terminal:
 #   swaks --server 127.0.0.1:2525 --to someone@example.org
 #   bin/qrun -list            (as root; else: bin/qrun -config run/smtp-bs.toml -list)
@@ -15,6 +18,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 addr="${ADDR:-127.0.0.1:2525}"
+
+# Say so before building anything if the address is taken: the launcher
+# would otherwise fail after we printed that we listen.
+host=${addr%:*} port=${addr##*:}
+host=${host#[} host=${host%]}
+if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+  echo "run-local.sh: something already listens on $addr (an earlier run-local.sh?)." >&2
+  echo "  Stop it, or listen elsewhere: ADDR=127.0.0.1:2526 $0" >&2
+  exit 1
+fi
 
 mkdir -p bin
 CGO_ENABLED=0 go build -o bin/smtp-bs ./cmd/smtp-bs

@@ -243,6 +243,7 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 			return sysexits.Config
 		}
 		tr.SetTLSPolicyLog(func(ev string, kv ...any) { log.Event(maillog.Info, ev, kv...) })
+		tr.SetLog(log)
 		var d delivery.Deliverer = tr
 		if len(cfg.Local.Domains) > 0 {
 			d = &mailbox.Local{Config: cfg, Remote: tr, Spool: sp}

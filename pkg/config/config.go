@@ -103,8 +103,11 @@ type Delivery struct {
 	TLSCAFile    string            `toml:"tls_ca_file"`
 	AuthFile     string            `toml:"auth_file"`
 	Routes       map[string]string `toml:"routes"`
-	MXPort       int               `toml:"mx_port"`
-	Resolver     string            `toml:"resolver"` // "" = the system's; else ip:port of a DNS server
+	// Hosts override, for one smarthost or route (keyed by the hop as
+	// written in smarthost or routes), the TLS and AUTH keys above.
+	Hosts    map[string]DeliveryHost `toml:"hosts"`
+	MXPort   int                     `toml:"mx_port"`
+	Resolver string                  `toml:"resolver"` // "" = the system's; else ip:port of a DNS server
 
 	MaxConcurrency    int      `toml:"max_concurrency"`
 	MaxPerDestination int      `toml:"max_per_destination"`
@@ -112,12 +115,46 @@ type Delivery struct {
 	Postmaster        string   `toml:"postmaster"`    // gets failed bounces, once
 
 	ConnectTimeout Duration `toml:"connect_timeout"`
+	// CommandTimeout bounds every stage but the connect and the final
+	// reply: the greeting, each reply, the TLS handshake, each body write.
 	CommandTimeout Duration `toml:"command_timeout"`
+	DataTimeout    Duration `toml:"data_timeout"` // the reply after the final dot
 	RetryFirst     Duration `toml:"retry_first"`
 	RetryMax       Duration `toml:"retry_max"`
 	Lifetime       Duration `toml:"lifetime"`
 	Interval       Duration `toml:"interval"`
 	MaxBouncesPass int      `toml:"max_bounces_per_pass"`
+}
+
+// namesHop says whether hop is written as a smarthost or a route.
+func (d *Delivery) namesHop(hop string) bool {
+	for _, h := range d.Smarthost {
+		if h == hop {
+			return true
+		}
+	}
+	for _, h := range d.Routes {
+		if h == hop {
+			return true
+		}
+	}
+	return false
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// DeliveryHost is one smarthost's or route's own TLS and AUTH; what is
+// unset comes from [delivery].
+type DeliveryHost struct {
+	TLS       string  `toml:"tls"` // as smarthost_tls
+	TLSVerify *bool   `toml:"tls_verify"`
+	TLSCAFile string  `toml:"tls_ca_file"`
+	AuthFile  *string `toml:"auth_file"` // "": no AUTH to this host
 }
 
 // Local configures delivery on this host.
@@ -263,6 +300,7 @@ func Default() *Config {
 		Delivery: Delivery{
 			ConnectTimeout: Duration{30 * time.Second},
 			CommandTimeout: Duration{5 * time.Minute},
+			DataTimeout:    Duration{10 * time.Minute},
 			RetryFirst:     Duration{5 * time.Minute},
 			RetryMax:       Duration{time.Hour},
 			Lifetime:       Duration{5 * 24 * time.Hour},
@@ -461,6 +499,7 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 		{c.SMTP.SessionTimeout, []string{"smtp", "session_timeout"}},
 		{c.Delivery.ConnectTimeout, []string{"delivery", "connect_timeout"}},
 		{c.Delivery.CommandTimeout, []string{"delivery", "command_timeout"}},
+		{c.Delivery.DataTimeout, []string{"delivery", "data_timeout"}},
 		{c.Delivery.RetryFirst, []string{"delivery", "retry_first"}},
 		{c.Delivery.RetryMax, []string{"delivery", "retry_max"}},
 		{c.Delivery.Lifetime, []string{"delivery", "lifetime"}},
@@ -497,6 +536,21 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 	case "none", "opportunistic", "required", "implicit":
 	default:
 		return bad(`must be "none", "opportunistic", "required" or "implicit"`, "delivery", "smarthost_tls")
+	}
+	for hop, h := range c.Delivery.Hosts {
+		if !c.Delivery.namesHop(hop) {
+			return bad(fmt.Sprintf("%q is neither a smarthost nor a route (write it as there)", hop), "delivery", "hosts")
+		}
+		switch h.TLS {
+		case "", "none", "opportunistic", "required", "implicit":
+		default:
+			return bad(`must be "none", "opportunistic", "required" or "implicit"`, "delivery", "hosts", hop, "tls")
+		}
+		for _, p := range []struct{ v, key string }{{h.TLSCAFile, "tls_ca_file"}, {deref(h.AuthFile), "auth_file"}} {
+			if p.v != "" && !strings.HasPrefix(p.v, "/") {
+				return bad("must be an absolute path", "delivery", "hosts", hop, p.key)
+			}
+		}
 	}
 	switch c.Delivery.MXTLS {
 	case "none", "opportunistic":

@@ -33,22 +33,34 @@ func FromConfig(cfg *config.Config) (*Transport, error) {
 		Port:           strconv.Itoa(d.MXPort),
 		ConnectTimeout: d.ConnectTimeout.Duration,
 		CommandTimeout: d.CommandTimeout.Duration,
+		DataTimeout:    d.DataTimeout.Duration,
 	}
-	if d.TLSCAFile != "" {
-		pem, err := os.ReadFile(d.TLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("delivery: tls_ca_file: %w", err)
-		}
-		o.RootCAs = x509.NewCertPool()
-		if !o.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("delivery: tls_ca_file %s holds no PEM certificate", d.TLSCAFile)
-		}
+	var err error
+	if o.RootCAs, err = readCA(d.TLSCAFile); err != nil {
+		return nil, err
 	}
 	if d.AuthFile != "" {
-		var err error
 		if o.AuthUser, o.AuthPass, err = ReadAuthFile(d.AuthFile); err != nil {
 			return nil, err
 		}
+	}
+	for hop, h := range d.Hosts {
+		hp := HopPolicy{TLS: h.TLS, Verify: h.TLSVerify}
+		if hp.RootCAs, err = readCA(h.TLSCAFile); err != nil {
+			return nil, fmt.Errorf("%w (for %s)", err, hop)
+		}
+		if h.AuthFile != nil {
+			hp.Auth = &Credentials{}
+			if *h.AuthFile != "" {
+				if hp.Auth.User, hp.Auth.Pass, err = ReadAuthFile(*h.AuthFile); err != nil {
+					return nil, fmt.Errorf("%w (for %s)", err, hop)
+				}
+			}
+		}
+		if o.Hops == nil {
+			o.Hops = map[string]HopPolicy{}
+		}
+		o.Hops[hop] = hp
 	}
 	if d.Resolver != "" {
 		server := d.Resolver
@@ -63,4 +75,20 @@ func FromConfig(cfg *config.Config) (*Transport, error) {
 	}
 	o.TLSPolicyEngine = pol
 	return New(o), nil
+}
+
+// readCA reads a PEM bundle of CA certificates; "" is nil (the system's).
+func readCA(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: tls_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("delivery: tls_ca_file %s holds no PEM certificate", path)
+	}
+	return pool, nil
 }

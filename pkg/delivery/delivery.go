@@ -10,7 +10,6 @@ package delivery
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"smtp-bs/pkg/address"
+	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/spool"
 	"smtp-bs/pkg/tlspolicy"
 )
@@ -30,6 +30,11 @@ type Result struct {
 	Rcpt   int          // index into the envelope's recipients
 	Status spool.Status // Sent, Deferred or Failed
 	Reply  string       // what the remote said, or why we could not ask
+	// DSNOnward: the next hop offered DSN and got the recipient's NOTIFY,
+	// so it reports success itself (RFC 3461 5.2.2).
+	DSNOnward bool
+	// Final: delivered into a mailbox here, not passed on.
+	Final bool
 }
 
 // Destination is where a group of recipients goes in one transaction.
@@ -80,10 +85,17 @@ type Options struct {
 	SelfDomains []string
 	AuthUser    string // AUTH to smarthosts and routes, only over TLS
 	AuthPass    string
-	Port        string // for MX hosts; "25"
+	// Hops override the TLS and AUTH settings above for one smarthost or
+	// route, keyed by the hop as written in Smarthosts or Routes.
+	Hops map[string]HopPolicy
+	Port string // for MX hosts; "25"
 
-	ConnectTimeout time.Duration
+	ConnectTimeout time.Duration // TCP connect
+	// CommandTimeout bounds every other stage: the greeting, each
+	// command's reply, the TLS handshake, and each write of the body.
 	CommandTimeout time.Duration
+	// DataTimeout bounds the wait for the reply after the final dot.
+	DataTimeout time.Duration
 	// MaxHosts bounds the addresses tried per attempt.
 	MaxHosts int
 
@@ -92,6 +104,24 @@ type Options struct {
 	// levels); nil: MXTLS alone.
 	TLSPolicyEngine *tlspolicy.Engine
 	Dial            func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSPolicy, when set, may change the policy decided for a connection
+	// to host (a stricter mode, a VerifyConnection in p.Config); it gets
+	// the one decided from the config and, for MX hosts, TLSPolicyEngine's
+	// decision (DANE, MTA-STS). An error defers the attempt at that host
+	// (a policy that cannot be looked up now).
+	TLSPolicy func(ctx context.Context, host string, dest Destination, p TLSPolicy) (TLSPolicy, error)
+	// Log gets the events that are not one recipient's outcome (a TLS
+	// downgrade); nil: none.
+	Log *maillog.Logger
+}
+
+// HopPolicy is one smarthost's or route's own TLS and AUTH; a zero field
+// keeps the Transport's.
+type HopPolicy struct {
+	TLS     string // "none", "opportunistic", "required" or "implicit"
+	Verify  *bool
+	RootCAs *x509.CertPool
+	Auth    *Credentials // an empty User: no AUTH to this hop
 }
 
 // Transport delivers over SMTP. It is safe for concurrent use; DNS answers
@@ -130,12 +160,22 @@ func New(o Options) *Transport {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 30 * time.Second
 	}
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = 5 * time.Minute
+	}
+	if o.DataTimeout <= 0 {
+		o.DataTimeout = 10 * time.Minute // RFC 5321 4.5.3.2.6
+	}
 	if o.Dial == nil {
 		d := &net.Dialer{Timeout: o.ConnectTimeout}
 		o.Dial = d.DialContext
 	}
 	return &Transport{o: o, cache: map[string]lookup{}}
 }
+
+// SetLog sends the Transport's own events (a TLS downgrade) to l; call it
+// before the first delivery.
+func (t *Transport) SetLog(l *maillog.Logger) { t.o.Log = l }
 
 const loopKey = "loop:"
 
@@ -195,18 +235,3 @@ func ReadAuthFile(path string) (user, pass string, err error) {
 	}
 	return user, pass, nil
 }
-
-// tlsConfig is the client TLS configuration for a host.
-func (t *Transport) tlsConfig(host string, verify bool, dest Destination) *tls.Config {
-	if dest.policy != nil {
-		return dest.policy.TLSConfig()
-	}
-	return &tls.Config{
-		ServerName:         host,
-		RootCAs:            t.o.RootCAs,
-		InsecureSkipVerify: !verify,
-		MinVersion:         tls.VersionTLS12,
-	}
-}
-
-func tlsClient(conn net.Conn, cfg *tls.Config) net.Conn { return tls.Client(conn, cfg) }

@@ -15,6 +15,7 @@ import (
 type target struct {
 	host string // name as routed (MX host or configured host)
 	addr string // ip:port
+	hop  string // the smarthost or route as configured; "" for MX
 }
 
 // splitHop parses "host:port", "[host]:port", "[host]" or "host"; brackets
@@ -57,7 +58,12 @@ func (t *Transport) resolve(ctx context.Context, d Destination) ([]target, spool
 			}
 			continue
 		}
-		out = append(out, l.addrs...)
+		for _, tg := range l.addrs {
+			if d.Relay {
+				tg.hop = hop
+			}
+			out = append(out, tg)
+		}
 	}
 	if len(out) > t.o.MaxHosts {
 		out = out[:t.o.MaxHosts]

@@ -12,8 +12,13 @@ import (
 // leaves its connection open for the next message to the same address
 // (same destination, same TLS policy) within this Transport's lifetime,
 // which is one qrun run, as sendmail's connection cache and Postfix's
-// connection reuse do. The next user sends RSET first, so a connection
-// that died while idle costs a reconnect, never a deferral. Nothing about
+// connection reuse do. The next user sends NOOP first, so a connection
+// that died while idle costs a reconnect, never a deferral. Not RSET:
+// go-smtp's Reset forgets the EHLO, so the next MAIL would say EHLO again,
+// which some servers refuse (Python's smtpd: 503 Duplicate HELO/EHLO);
+// a connection is kept only where no transaction is open, so nothing
+// needs resetting (RFC 5321 4.1.1.5 and 4.1.1.4: a transaction ends with
+// the reply to the final dot). Nothing about
 // durability changes: each message's outcomes are recorded by the runner
 // exactly as before; only the TCP+EHLO(+TLS+AUTH) set-up is shared.
 //
@@ -31,46 +36,64 @@ const (
 )
 
 type conn struct {
-	c     *smtp.Client
-	key   string
-	uses  int
-	born  time.Time
-	timer *time.Timer
+	c   *smtp.Client
+	sc  *stageConn // the connection c talks over; sets each stage's deadline
+	tls bool
+	// note is said in the reply of every recipient sent over this
+	// connection (a TLS downgrade).
+	note   string
+	reused bool // this transaction is not the connection's first
+	// converted says how this transaction's message was made to fit.
+	converted string
+	key       string
+	uses      int
+	born      time.Time
+	timer     *time.Timer
 }
 
 func reuseKey(tg target, dest Destination) string {
-	return fmt.Sprintf("%s\x00%s\x00%v\x00%s\x00%s\x00%s", dest.Key, dest.TLS, dest.VerifyTLS, tg.host, tg.addr, policyKey(dest))
+	return fmt.Sprintf("%s\x00%s\x00%v\x00%s\x00%s\x00%s\x00%s", dest.Key, dest.TLS, dest.VerifyTLS, tg.host, tg.addr, tg.hop, policyKey(dest))
 }
 
-// get returns a client for tg: an idle one that still answers RSET, or a
-// new one from open.
-func (t *Transport) get(ctx context.Context, tg target, dest Destination) (*conn, error) {
+// get returns a client for tg: an idle one that still answers NOOP
+// (unless fresh), or a new one from open.
+func (t *Transport) get(ctx context.Context, tg target, dest Destination, fresh bool) (*conn, error) {
 	key := reuseKey(tg, dest)
-	for {
+	for !fresh {
 		cn := t.takeIdle(key)
 		if cn == nil {
 			break
 		}
-		if err := cn.c.Reset(); err == nil {
+		cn.sc.begin("NOOP", t.o.CommandTimeout)
+		if err := cn.c.Noop(); err == nil {
+			cn.reused = true
 			return cn, nil
 		}
 		cn.c.Close()
 	}
-	c, err := t.open(ctx, tg, dest)
-	t.observe(dest, c, err)
+	cn, err := t.open(ctx, tg, dest)
+	t.observe(dest, cn, err)
 	if err != nil {
 		return nil, err
 	}
-	return &conn{c: c, key: key, born: time.Now()}, nil
+	cn.key, cn.born = key, time.Now()
+	return cn, nil
+}
+
+// quit ends cn politely, within the command timeout.
+func (t *Transport) quit(cn *conn) {
+	cn.sc.begin("QUIT", t.o.CommandTimeout)
+	cn.c.Quit()
+	cn.c.Close()
 }
 
 // put keeps cn for the next transaction when the last one ended cleanly
-// (every command answered), and ends it otherwise.
+// (every command answered, no transaction open), and ends it otherwise.
 func (t *Transport) put(cn *conn, clean bool) {
 	cn.uses++
 	if !clean || cn.uses >= reuseMax || time.Since(cn.born) > reuseAge {
 		if clean {
-			cn.c.Quit()
+			t.quit(cn)
 		}
 		cn.c.Close()
 		return
@@ -82,8 +105,7 @@ func (t *Transport) put(cn *conn, clean bool) {
 	t.idle[cn.key] = append(t.idle[cn.key], cn)
 	cn.timer = time.AfterFunc(reuseIdle, func() {
 		if t.dropIdle(cn) {
-			cn.c.Quit()
-			cn.c.Close()
+			t.quit(cn)
 		}
 	})
 	t.mu.Unlock()
@@ -129,7 +151,6 @@ func (t *Transport) CloseIdle() {
 	t.mu.Unlock()
 	for _, cn := range all {
 		cn.timer.Stop()
-		cn.c.Quit()
-		cn.c.Close()
+		t.quit(cn)
 	}
 }

@@ -2,9 +2,8 @@ package delivery
 
 import (
 	"context"
+	"crypto/tls"
 	"strings"
-
-	"github.com/emersion/go-smtp"
 
 	"smtp-bs/pkg/tlspolicy"
 )
@@ -33,32 +32,38 @@ func (t *Transport) withPolicy(ctx context.Context, dest Destination, tg target)
 		t.o.TLSPolicyEngine.Observe(d, nil, nil)
 		return dest, d.Defer
 	}
-	switch {
-	case d.Mode == tlspolicy.None:
-		dest.TLS = "none"
-	case d.Mode.RequiresTLS():
-		dest.TLS = "required"
-	default:
-		dest.TLS = "opportunistic"
-	}
+	dest.TLS = policyMode(d)
 	dest.policy = &d
 	return dest, ""
 }
 
+// policyMode is the session mode for decision d.
+func policyMode(d tlspolicy.Decision) string {
+	switch {
+	case d.Mode == tlspolicy.None:
+		return "none"
+	case d.Mode.RequiresTLS():
+		return "required"
+	default:
+		return "opportunistic"
+	}
+}
+
 // observe tells the policy how a new connection under dest ended.
-func (t *Transport) observe(dest Destination, c *smtp.Client, err error) {
+func (t *Transport) observe(dest Destination, cn *conn, err error) {
 	if dest.policy == nil {
 		return
 	}
-	if c == nil {
+	if cn == nil || err != nil {
 		t.o.TLSPolicyEngine.Observe(*dest.policy, nil, err)
 		return
 	}
-	cs, ok := c.TLSConnectionState()
-	if !ok {
+	tc, ok := cn.sc.Conn.(*tls.Conn)
+	if !cn.tls || !ok {
 		t.o.TLSPolicyEngine.Observe(*dest.policy, nil, nil)
 		return
 	}
+	cs := tc.ConnectionState()
 	t.o.TLSPolicyEngine.Observe(*dest.policy, &cs, nil)
 }
 

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"smtp-bs/pkg/spool"
@@ -47,13 +45,11 @@ func (t *Transport) Deliver(ctx context.Context, dest Destination, env *spool.En
 			lastErr = deferred
 			continue
 		}
-		cn, err := t.get(ctx, tg, dest)
+		res, retry, err := t.attempt(ctx, tg, dest, env, rcpts, data)
 		if err != nil {
 			lastErr = err.Error()
 			continue
 		}
-		res, retry, clean := t.transaction(cn.c, tg, env, rcpts, data)
-		t.put(cn, clean)
 		if retry != "" {
 			lastErr = retry // MAIL FROM got a 4xx: the next host may do better
 			continue
@@ -63,102 +59,56 @@ func (t *Transport) Deliver(ctx context.Context, dest Destination, env *spool.En
 	return all(spool.Deferred, lastErr)
 }
 
-// open connects and sets up the session: EHLO, TLS as the policy says,
-// AUTH for relays when credentials are configured.
-func (t *Transport) open(ctx context.Context, tg target, dest Destination) (*smtp.Client, error) {
-	dial := func() (net.Conn, error) {
-		dctx, cancel := context.WithTimeout(ctx, t.o.ConnectTimeout)
-		defer cancel()
-		conn, err := t.o.Dial(dctx, "tcp", tg.addr)
+// attempt runs the transaction at tg. A reply that our own sequence of
+// commands on a reused connection may have caused (a 503, any refusal of
+// MAIL, a connection that broke before the body) is no verdict on the
+// message: the transaction is tried again once on a fresh connection.
+func (t *Transport) attempt(ctx context.Context, tg target, dest Destination, env *spool.Envelope, rcpts []int, data io.Reader) ([]Result, string, error) {
+	for fresh := false; ; fresh = true {
+		cn, err := t.get(ctx, tg, dest, fresh)
 		if err != nil {
-			return nil, fmt.Errorf("connect to %s[%s]: %w", tg.host, tg.addr, err)
+			return nil, "", err
 		}
-		return conn, nil
-	}
-	verify := dest.VerifyTLS || t.o.TLSVerify && (dest.TLS == "required" || dest.TLS == "implicit")
-	conn, err := dial()
-	if err != nil {
-		return nil, err
-	}
-	var c *smtp.Client
-	switch dest.TLS {
-	case "implicit":
-		c = smtp.NewClient(tlsClient(conn, t.tlsConfig(tg.host, verify, dest)))
-	case "required", "opportunistic":
-		// go-smtp's only STARTTLS entry point says EHLO localhost before
-		// TLS; Hello below repeats EHLO with our name inside TLS.
-		c, err = smtp.NewClientStartTLS(conn, t.tlsConfig(tg.host, verify, dest))
-		if err != nil {
-			if dest.TLS == "required" {
-				return nil, fmt.Errorf("%s[%s]: TLS is required but failed: %w", tg.host, tg.addr, err)
+		if s, ok := data.(io.Seeker); ok {
+			s.Seek(0, io.SeekStart) // a fresh try after fit read it
+		}
+		tx := t.transaction(cn, tg, env, rcpts, data)
+		// A connection whose server took offence at our sequence is not
+		// offered to the next message.
+		t.put(cn, tx.clean && !tx.sequence)
+		if tx.sequence && cn.reused && !fresh {
+			continue
+		}
+		for _, note := range []string{cn.note, tx.note} {
+			for i := range tx.res {
+				if note != "" && tx.res[i].Status == spool.Sent {
+					tx.res[i].Reply += " (" + note + ")"
+				}
 			}
-			// Opportunistic: try again in clear on a fresh connection.
-			if conn, err = dial(); err != nil {
-				return nil, err
-			}
-			c = smtp.NewClient(conn)
 		}
-	default:
-		c = smtp.NewClient(conn)
-	}
-	t.timeouts(c)
-	if err := c.Hello(t.o.Hostname); err != nil {
-		c.Close()
-		if dest.TLS == "opportunistic" && isTLSError(err) {
-			conn, derr := dial()
-			if derr != nil {
-				return nil, derr
-			}
-			c = smtp.NewClient(conn)
-			t.timeouts(c)
-			if err := c.Hello(t.o.Hostname); err != nil {
-				c.Close()
-				return nil, fmt.Errorf("%s[%s]: EHLO: %w", tg.host, tg.addr, err)
-			}
-		} else {
-			return nil, fmt.Errorf("%s[%s]: %w", tg.host, tg.addr, err)
-		}
-	}
-	if dest.Relay && t.o.AuthUser != "" {
-		if _, isTLS := c.TLSConnectionState(); !isTLS {
-			c.Close()
-			return nil, fmt.Errorf("%s[%s]: not sending the password in clear: no TLS (set smarthost_tls = \"required\")", tg.host, tg.addr)
-		}
-		var mech sasl.Client
-		switch {
-		case c.SupportsAuth("PLAIN"):
-			mech = sasl.NewPlainClient("", t.o.AuthUser, t.o.AuthPass)
-		case c.SupportsAuth("LOGIN"):
-			mech = sasl.NewLoginClient(t.o.AuthUser, t.o.AuthPass)
-		default:
-			c.Close()
-			return nil, fmt.Errorf("%s[%s]: offers no AUTH PLAIN or LOGIN", tg.host, tg.addr)
-		}
-		if err := c.Auth(mech); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("%s[%s]: AUTH failed: %w", tg.host, tg.addr, err)
-		}
-	}
-	return c, nil
-}
-
-func (t *Transport) timeouts(c *smtp.Client) {
-	if t.o.CommandTimeout > 0 {
-		c.CommandTimeout = t.o.CommandTimeout
-		c.SubmissionTimeout = 2 * t.o.CommandTimeout
+		return tx.res, tx.retry, nil
 	}
 }
 
-func isTLSError(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "tls:") || strings.Contains(s, "x509:") || strings.Contains(s, "certificate")
+// txResult is what one transaction came to.
+type txResult struct {
+	res []Result
+	// retry, when not empty: MAIL FROM failed temporarily and another host
+	// should be tried.
+	retry string
+	// clean: every command got its reply and no transaction is open, so
+	// the connection may carry the next one.
+	clean bool
+	// sequence: the transaction failed before the body went out, in a way
+	// our own command sequence may have caused on a reused connection.
+	sequence bool
+	note     string // said in the reply of each recipient sent (a conversion)
 }
 
-// transaction sends one message. A non-empty retry means MAIL FROM failed
-// temporarily and another host should be tried. clean means every command
-// got its reply, so the connection may carry another transaction after RSET.
-func (t *Transport) transaction(c *smtp.Client, tg target, env *spool.Envelope, rcpts []int, data io.Reader) (res []Result, retry string, clean bool) {
-	host := tg.host
+// transaction sends one message over cn.
+func (t *Transport) transaction(cn *conn, tg target, env *spool.Envelope, rcpts []int, data io.Reader) txResult {
+	c, host := cn.c, tg.host
+	cn.converted = ""
 	all := func(st spool.Status, reply string) []Result {
 		out := make([]Result, len(rcpts))
 		for i, r := range rcpts {
@@ -170,26 +120,38 @@ func (t *Transport) transaction(c *smtp.Client, tg target, env *spool.Envelope, 
 	// client that said SMTPUTF8 over an ASCII envelope (Go's net/smtp always
 	// does) must not make its mail undeliverable to a hop without it.
 	utf8 := env.UTF8 && NeedsSMTPUTF8(env.From, env.Rcpts, rcpts)
-	opts := &smtp.MailOptions{Size: env.Size, UTF8: utf8, RequireTLS: env.RequireTLS}
+	opts := &smtp.MailOptions{Size: env.Size, UTF8: utf8, RequireTLS: env.RequireTLS, Return: smtp.DSNReturn(env.Ret)}
+	if printable(env.EnvID) {
+		opts.EnvelopeID = env.EnvID // go-smtp sends DSN parameters only to a hop that offers DSN
+	}
+	if !utf8 || cn.has("SMTPUTF8") {
+		fitted, size, fail := t.fit(cn, host, env, data)
+		if fail != "" {
+			return txResult{res: all(spool.Failed, fail), clean: true}
+		}
+		data, opts.Size = fitted, size
+	}
+	cn.sc.begin("MAIL", t.o.CommandTimeout)
 	if err := c.Mail(env.From, opts); err != nil {
 		var se *smtp.SMTPError
 		isReply := errors.As(err, &se)
 		if env.RequireTLS && !isReply && strings.Contains(err.Error(), "REQUIRETLS") {
-			return all(spool.Failed, fmt.Sprintf("5.7.30 %s does not support REQUIRETLS, which the sender required", host)), "", false
+			return txResult{res: all(spool.Failed, fmt.Sprintf("5.7.30 %s does not support REQUIRETLS, which the sender required", host)), clean: true}
 		}
 		if utf8 && !isReply {
-			return all(spool.Failed, fmt.Sprintf("5.6.7 %s does not support SMTPUTF8, which this message needs", host)), "", false
+			return txResult{res: all(spool.Failed, fmt.Sprintf("5.6.7 %s does not support SMTPUTF8, which this message needs", host)), clean: true}
 		}
 		st, reply := classify(err, host, "MAIL FROM")
 		if st == spool.Deferred {
-			return nil, reply, isReply
+			return txResult{retry: reply, clean: isReply, sequence: true}
 		}
-		return all(st, reply), "", isReply
+		return txResult{res: all(st, reply), clean: isReply, sequence: true}
 	}
 	out := make([]Result, 0, len(rcpts))
 	var accepted []int
 	for _, r := range rcpts {
-		if err := c.Rcpt(env.Rcpts[r], nil); err != nil {
+		cn.sc.begin("RCPT", t.o.CommandTimeout)
+		if err := c.Rcpt(env.Rcpts[r], rcptDSN(env, r)); err != nil {
 			st, reply := classify(err, host, "RCPT TO")
 			out = append(out, Result{Rcpt: r, Status: st, Reply: reply})
 			var se *smtp.SMTPError
@@ -198,44 +160,67 @@ func (t *Transport) transaction(c *smtp.Client, tg target, env *spool.Envelope, 
 				for _, rest := range rcpts[len(out):] {
 					out = append(out, Result{Rcpt: rest, Status: spool.Deferred, Reply: reply})
 				}
-				return out, "", false
+				return txResult{res: out, sequence: true}
+			}
+			if se.Code == 503 {
+				return txResult{res: all(spool.Deferred, reply), sequence: true}
+			}
+			if se.Code == 421 {
+				// The server is closing the connection: the rest get its reply.
+				for _, rest := range rcpts[len(out):] {
+					out = append(out, Result{Rcpt: rest, Status: spool.Deferred, Reply: reply})
+				}
+				return txResult{res: out}
 			}
 			continue
 		}
 		accepted = append(accepted, r)
 	}
 	if len(accepted) == 0 {
-		return out, "", true
+		// MAIL is still open; go-smtp's RSET would forget the EHLO, so
+		// the connection is not kept.
+		return txResult{res: out}
 	}
-	st, reply, clean := sendData(c, host, data)
+	tx := t.sendData(cn, host, data)
+	onward := cn.has("DSN")
 	for _, r := range accepted {
-		out = append(out, Result{Rcpt: r, Status: st, Reply: reply})
+		out = append(out, Result{Rcpt: r, Status: tx.st, Reply: tx.reply, DSNOnward: onward})
 	}
-	return out, "", clean
+	return txResult{res: out, clean: tx.clean, sequence: tx.sequence, note: cn.converted}
 }
 
-// sendData sends the content; clean as for transaction.
-func sendData(c *smtp.Client, host string, data io.Reader) (spool.Status, string, bool) {
+type dataResult struct {
+	st              spool.Status
+	reply           string
+	clean, sequence bool
+}
+
+// sendData sends the content.
+func (t *Transport) sendData(cn *conn, host string, data io.Reader) dataResult {
 	var se *smtp.SMTPError
-	w, err := c.Data()
+	cn.sc.begin("DATA", t.o.CommandTimeout)
+	w, err := cn.c.Data()
 	if err != nil {
 		st, reply := classify(err, host, "DATA")
-		return st, reply, errors.As(err, &se)
+		// Refused DATA leaves the transaction open: not kept.
+		return dataResult{st: st, reply: reply, sequence: !errors.As(err, &se) || se.Code == 503}
 	}
+	cn.sc.beginBody(t.o.CommandTimeout)
 	if _, err := io.Copy(w, data); err != nil {
-		w.Close()
-		return spool.Deferred, fmt.Sprintf("sending to %s: %v", host, err), false
+		return dataResult{st: spool.Deferred, reply: fmt.Sprintf("sending to %s: %v", host, err)}
 	}
+	cn.sc.begin(stageFinal, t.o.DataTimeout)
 	resp, err := w.CloseWithResponse()
 	if err != nil {
 		st, reply := classify(err, host, "end of DATA")
-		return st, reply, errors.As(err, &se)
+		return dataResult{st: st, reply: reply, clean: errors.As(err, &se)}
 	}
-	return spool.Sent, fmt.Sprintf("%s said: 250 %s", host, oneLine(resp.StatusText)), true
+	return dataResult{st: spool.Sent, reply: fmt.Sprintf("%s said: 250 %s", host, oneLine(resp.StatusText)), clean: true}
 }
 
 // classify turns an error into an outcome: a 5xx is permanent, everything
-// else (4xx, network trouble) is worth another try.
+// else (4xx, network trouble) is worth another try. A 503 says our
+// commands came in the wrong order: that is about us, never the message.
 func classify(err error, host, stage string) (spool.Status, string) {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) {
@@ -244,7 +229,7 @@ func classify(err error, host, stage string) (spool.Status, string) {
 			reply += fmt.Sprintf(" %d.%d.%d", se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2])
 		}
 		reply += " " + oneLine(se.Message) + " (in reply to " + stage + ")"
-		if se.Code >= 500 && se.Code < 600 {
+		if se.Code >= 500 && se.Code < 600 && se.Code != 503 {
 			return spool.Failed, reply
 		}
 		return spool.Deferred, reply
@@ -253,3 +238,32 @@ func classify(err error, host, stage string) (spool.Status, string) {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// rcptDSN passes a recipient's NOTIFY and ORCPT on (RFC 3461 5.2), as far
+// as go-smtp will write them; nil when there are none.
+func rcptDSN(env *spool.Envelope, r int) *smtp.RcptOptions {
+	d, ok := env.DSN[env.Rcpts[r]]
+	if !ok {
+		return nil
+	}
+	o := &smtp.RcptOptions{}
+	for _, n := range d.Notify {
+		o.Notify = append(o.Notify, smtp.DSNNotify(n))
+	}
+	if typ, addr, ok := strings.Cut(d.ORcpt, ";"); ok {
+		switch t := smtp.DSNAddressType(strings.ToUpper(typ)); {
+		case t == smtp.DSNAddressTypeRFC822 && printable(addr), t == smtp.DSNAddressTypeUTF8:
+			o.OriginalRecipientType, o.OriginalRecipient = t, addr
+		}
+	}
+	return o
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"smtp-bs/internal/testenv"
+	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/spool"
 )
 
@@ -299,5 +303,89 @@ func TestRequireTLS(t *testing.T) {
 	good := testenv.NewSinkWith(t, testenv.SinkOptions{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, RequireTLS: true})
 	if r := send(good, ca.Pool); r.Status != spool.Sent || len(good.Messages()) != 1 || !good.Messages()[0].TLS {
 		t.Errorf("REQUIRETLS to a verified hop that offers it: %+v", r)
+	}
+}
+
+// Each smarthost and route may have its own TLS mode, CA and credentials
+// ([delivery.hosts."hop"]); what it does not set comes from [delivery]. An
+// authenticated smarthost then lives beside an internal route that has no
+// STARTTLS and no AUTH.
+func TestPerHopPolicy(t *testing.T) {
+	dir := t.TempDir()
+	ca := testenv.NewCA(t, dir)
+	cert, _, _ := ca.Leaf(t, "127.0.0.1")
+	smart := testenv.NewSinkWith(t, testenv.SinkOptions{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, Auth: map[string]string{"alice": "s3cret"}})
+	internal := testenv.NewSink(t) // no STARTTLS, no AUTH
+	hop := func(s *testenv.Sink) string { return "[" + strings.Replace(s.Addr, ":", "]:", 1) }
+	auth := dir + "/relay.auth"
+	if err := os.WriteFile(auth, []byte("alice:s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := fmt.Sprintf(`hostname = "me.example"
+[delivery]
+smarthost = %q
+smarthost_tls = "required"
+[delivery.routes]
+"internal.example" = %q
+[delivery.hosts.%q]
+tls_verify = true
+tls_ca_file = %q
+auth_file = %q
+[delivery.hosts.%q]
+tls = "none"
+auth_file = ""
+`, hop(smart), hop(internal), hop(smart), ca.PEMFile, auth, hop(internal))
+	cfg, err := config.Parse("test", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := FromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		rcpt string
+		sink *testenv.Sink
+		tls  bool
+		auth string
+	}{{"x@remote.example", smart, true, "alice"}, {"y@internal.example", internal, false, ""}} {
+		if r := deliver(t, tr, c.rcpt)[0]; r.Status != spool.Sent {
+			t.Fatalf("%s: %v %q", c.rcpt, r.Status, r.Reply)
+		}
+		m := c.sink.Messages()
+		if len(m) != 1 || m[0].TLS != c.tls || m[0].AuthUser != c.auth {
+			t.Errorf("%s: %+v, want TLS %v AUTH %q", c.rcpt, m, c.tls, c.auth)
+		}
+	}
+	tr.CloseIdle()
+	// A hop that is neither a smarthost nor a route is a config error.
+	if _, err := config.Parse("test", []byte(src+"[delivery.hosts.\"[nowhere]:25\"]\ntls = \"none\"\n")); err == nil || !strings.Contains(err.Error(), "neither a smarthost nor a route") {
+		t.Errorf("unknown hop: %v", err)
+	}
+}
+
+// The TLSPolicy hook (for DANE and MTA-STS) sees every connection's policy
+// and may make it stricter, or defer the attempt.
+func TestTLSPolicyHook(t *testing.T) {
+	plain := testenv.NewSink(t)
+	hop := "[" + strings.Replace(plain.Addr, ":", "]:", 1)
+	var seen []string
+	o := Options{Hostname: "me.example", Smarthosts: []string{hop}, SmarthostTLS: "opportunistic", ConnectTimeout: 2 * time.Second,
+		TLSPolicy: func(_ context.Context, host string, dest Destination, p TLSPolicy) (TLSPolicy, error) {
+			seen = append(seen, host+" "+p.Mode)
+			p.Mode = "required"
+			return p, nil
+		}}
+	if r := deliver(t, New(o), "x@remote.example")[0]; r.Status != spool.Deferred || !strings.Contains(r.Reply, "TLS is required") {
+		t.Errorf("a policy made stricter: %v %q", r.Status, r.Reply)
+	}
+	o.TLSPolicy = func(context.Context, string, Destination, TLSPolicy) (TLSPolicy, error) {
+		return TLSPolicy{}, errors.New("TLSA lookup: SERVFAIL")
+	}
+	if r := deliver(t, New(o), "x@remote.example")[0]; r.Status != spool.Deferred || !strings.Contains(r.Reply, "SERVFAIL") {
+		t.Errorf("a policy that cannot be looked up: %v %q", r.Status, r.Reply)
+	}
+	if len(seen) != 1 || seen[0] != "127.0.0.1 opportunistic" || len(plain.Messages()) != 0 {
+		t.Errorf("hook saw %v; sink got %d", seen, len(plain.Messages()))
 	}
 }

@@ -33,6 +33,10 @@ func DeliverLMTP(ctx context.Context, server, hostname, from string, rcpts []str
 	if err := c.Hello(hostname); err != nil {
 		return nil, lmtpErr(server, err)
 	}
+	if ok, _ := c.Extension("SMTPUTF8"); utf8 && !ok {
+		// As on the SMTP path: this cannot get better by waiting.
+		return nil, fmt.Errorf("5.6.7 LMTP %s does not support SMTPUTF8, which this message needs", server)
+	}
 	if err := c.Mail(from, &smtp.MailOptions{UTF8: utf8, Size: size}); err != nil {
 		return nil, lmtpErr(server, err)
 	}

@@ -120,7 +120,7 @@ func (l *Local) one(ctx context.Context, tbl *aliases.Table, env *spool.Envelope
 		}
 		return delivery.Result{Rcpt: idx, Status: spool.Failed, Reply: reply}
 	}
-	return delivery.Result{Rcpt: idx, Status: spool.Sent, Reply: "delivered: " + strings.Join(done, ", ")}
+	return delivery.Result{Rcpt: idx, Status: spool.Sent, Reply: "delivered: " + strings.Join(done, ", "), Final: len(remote) == 0}
 }
 
 func (l *Local) mailbox(ctx context.Context, env *spool.Envelope, rcpt, name string, content []byte) error {
@@ -132,16 +132,18 @@ func (l *Local) mailbox(ctx context.Context, env *spool.Envelope, rcpt, name str
 	if l.Now != nil {
 		now = l.Now()
 	}
-	hdr := localHeader(env.From, rcpt)
 	switch lc.Mailbox {
 	case "lmtp":
+		// No Return-Path or Delivered-To of ours: the LMTP server does the
+		// final delivery and adds its own (Dovecot does), from the envelope.
 		errs, err := DeliverLMTP(ctx, lc.LMTP, l.Config.Hostname, env.From, []string{name + "@" + domainOf(rcpt)}, env.UTF8 && delivery.NeedsSMTPUTF8(env.From, []string{rcpt}, []int{0}), env.Size,
-			io.MultiReader(bytes.NewReader(hdr), bytes.NewReader(content)), l.Config.Delivery.CommandTimeout.Duration)
+			bytes.NewReader(content), l.Config.Delivery.CommandTimeout.Duration)
 		if err != nil {
 			return err
 		}
 		return errs[0]
 	}
+	hdr := localHeader(env.From, rcpt)
 	uid, err := l.lookup(name)
 	if err != nil {
 		return err

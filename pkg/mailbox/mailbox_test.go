@@ -11,12 +11,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"smtp-bs/internal/testenv"
+	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/spool"
 )
 
 type boxMsg struct {
@@ -292,5 +295,76 @@ func TestProgramAllowList(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "slow"), []byte("#!/bin/sh\nsleep 10\n"), 0o755)
 	if err := RunProgram(ctx, dir, "slow", env, strings.NewReader("x"), 300*time.Millisecond); !IsTemp(err) {
 		t.Errorf("timeout: %v, want temporary", err)
+	}
+}
+
+// lmtpRecorder is a real LMTP server (go-smtp in LMTP mode) that keeps
+// what it is given.
+type lmtpRecorder struct {
+	mu   sync.Mutex
+	data []string
+}
+
+type lmtpRecSess struct {
+	b     *lmtpRecorder
+	rcpts []string
+}
+
+func (b *lmtpRecorder) NewSession(*smtp.Conn) (smtp.Session, error) { return &lmtpRecSess{b: b}, nil }
+func (s *lmtpRecSess) Mail(string, *smtp.MailOptions) error         { return nil }
+func (s *lmtpRecSess) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+func (s *lmtpRecSess) Data(r io.Reader) error { return nil }
+func (s *lmtpRecSess) LMTPData(r io.Reader, st smtp.StatusCollector) error {
+	b, _ := io.ReadAll(r)
+	s.b.mu.Lock()
+	s.b.data = append(s.b.data, string(b))
+	s.b.mu.Unlock()
+	for _, rc := range s.rcpts {
+		st.SetStatus(rc, nil)
+	}
+	return nil
+}
+func (s *lmtpRecSess) Reset()        { s.rcpts = nil }
+func (s *lmtpRecSess) Logout() error { return nil }
+
+// Over LMTP the server does the final delivery and adds Return-Path and
+// Delivered-To itself (Dovecot does): qrun adds none, so there are not two
+// of each. A UTF-8 sender to an LMTP server without SMTPUTF8 bounces at
+// once (5.6.7), as on the SMTP path, instead of waiting for expiry.
+func TestLMTPHeadersAndSMTPUTF8(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "lmtp.sock")
+	be := &lmtpRecorder{}
+	srv := smtp.NewServer(be)
+	srv.LMTP, srv.Domain = true, "lmtp.test" // no SMTPUTF8 offered
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	cfg := config.Default()
+	cfg.Hostname = "mx.example"
+	cfg.Local.Domains = []string{"example.org"}
+	cfg.Local.Mailbox, cfg.Local.LMTP = "lmtp", "unix:"+sock
+	loc := &Local{Config: cfg}
+	body := msg("lmtp", "x\r\n")
+	env := &spool.Envelope{ID: "Q1", From: "s@example.net", Rcpts: []string{"ann@example.org"}, Size: int64(len(body))}
+	res := loc.Deliver(context.Background(), loc.Route("ann@example.org"), env, []int{0}, bytes.NewReader(body))
+	if res[0].Status != spool.Sent {
+		t.Fatalf("ASCII sender: %+v", res[0])
+	}
+	be.mu.Lock()
+	got := be.data
+	be.mu.Unlock()
+	if len(got) != 1 || strings.Contains(got[0], "Return-Path:") || strings.Contains(got[0], "Delivered-To:") || got[0] != string(body) {
+		t.Errorf("the LMTP server got %q, want the message as queued %q", got, body)
+	}
+	env = &spool.Envelope{ID: "Q2", From: "zoë@example.net", Rcpts: []string{"ann@example.org"}, Size: int64(len(body)), UTF8: true}
+	res = loc.Deliver(context.Background(), loc.Route("ann@example.org"), env, []int{0}, bytes.NewReader(body))
+	if res[0].Status != spool.Failed || !strings.Contains(res[0].Reply, "5.6.7") {
+		t.Errorf("UTF-8 sender to an LMTP server without SMTPUTF8: %+v", res[0])
 	}
 }

@@ -321,6 +321,11 @@ func (r *Runner) record(env *spool.Envelope, results []delivery.Result, st *Stat
 		return nil
 	}
 	now := r.Spool.Now()
+	// Before the outcomes are recorded: a crash in between delivers again
+	// and queues the same notice under the same ID, which is then kept.
+	if err := r.notifySuccess(env, results, now); err != nil {
+		return err
+	}
 	recs := make([]spool.Record, 0, len(results))
 	for _, res := range results {
 		recs = append(recs, spool.Record{Time: now, Kind: string(res.Status), Rcpt: res.Rcpt, Detail: res.Reply})
@@ -345,6 +350,55 @@ func (r *Runner) record(env *spool.Envelope, results []delivery.Result, st *Stat
 	return nil
 }
 
+// notifySuccess queues the success DSN that recipients with
+// NOTIFY=SUCCESS asked for (RFC 3461 6.2): "delivered" for a mailbox here,
+// "relayed" for a next hop that does not take DSN onward. One notice per
+// transaction, its ID derived from the message's and the first recipient's.
+func (r *Runner) notifySuccess(env *spool.Envelope, results []delivery.Result, now time.Time) error {
+	if env.From == "" {
+		return nil
+	}
+	byAction := map[string][]delivery.Result{}
+	for _, res := range results {
+		if res.Status != spool.Sent || res.DSNOnward || !env.Wants(env.Rcpts[res.Rcpt], "SUCCESS") {
+			continue
+		}
+		action := "relayed"
+		if res.Final {
+			action = "delivered"
+		}
+		byAction[action] = append(byAction[action], res)
+	}
+	for _, action := range []string{"delivered", "relayed"} {
+		list := byAction[action]
+		if len(list) == 0 {
+			continue
+		}
+		id := fmt.Sprintf("%s.s%d", env.ID, list[0].Rcpt)
+		rep := dsn.Report{Hostname: r.Config.Hostname, QueueID: env.ID, MessageID: id, Sender: env.From,
+			Arrival: env.Received, Date: now, Action: action, EnvID: env.EnvID,
+			SMTPUTF8: env.UTF8 && !address.IsASCII(strings.Join(append([]string{env.From}, env.Rcpts...), ""))}
+		for _, res := range list {
+			a := env.Rcpts[res.Rcpt]
+			rep.Failures = append(rep.Failures, dsn.Failure{Rcpt: a, ORcpt: env.DSN[a].ORcpt, Reply: res.Reply, RemoteMTA: remoteMTA(res.Reply), LastAttempt: now})
+		}
+		var content []byte
+		if data, err := r.Spool.OpenData(env); err == nil {
+			content = dsn.Build(rep, data)
+			data.Close()
+		} else {
+			content = dsn.Build(rep, nil)
+		}
+		nenv := &spool.Envelope{ID: id, Received: now, From: "", Rcpts: []string{env.From}, Peer: "local",
+			Helo: r.Config.Hostname, Protocol: "local", Body: "8BITMIME", UTF8: !address.IsASCII(env.From)}
+		if err := r.Spool.Enqueue(nenv, content); err != nil && !errors.Is(err, spool.ErrExists) {
+			return fmt.Errorf("runner: queue success notice for %s: %w", env.ID, err)
+		}
+		r.Log.Event(maillog.Info, "dsn", "id", env.ID, "dsn_id", id, "to", "<"+env.From+">", "action", action, "nrcpts", len(list))
+	}
+	return nil
+}
+
 // bounce reports recipients that failed and are not reported yet, in one
 // DSN per event. The DSN's queue ID is derived from the original's, so a
 // crash between queueing it and recording that finds it already queued.
@@ -358,6 +412,27 @@ func (p *pass) bounce(env *spool.Envelope, st *spool.State) error {
 	}
 	if len(idx) == 0 {
 		return nil
+	}
+	if env.From != "" {
+		// RFC 3461: a recipient whose NOTIFY leaves out FAILURE (NEVER,
+		// or SUCCESS and DELAY only) gets no bounce.
+		var quiet, loud []int
+		for _, i := range idx {
+			if env.Wants(env.Rcpts[i], "FAILURE") {
+				loud = append(loud, i)
+			} else {
+				quiet = append(quiet, i)
+			}
+		}
+		if len(quiet) > 0 {
+			if err := r.markBounced(env, st, quiet, "-"); err != nil {
+				return err
+			}
+			r.Log.Event(maillog.Info, "dsn", "id", env.ID, "action", "failed", "nrcpts", len(quiet), "note", "none sent: NOTIFY has no FAILURE")
+		}
+		if idx = loud; len(idx) == 0 {
+			return nil
+		}
 	}
 	now := r.Spool.Now()
 	to, bid := env.From, fmt.Sprintf("%s.b%d", env.ID, st.Bounces+1)
@@ -408,7 +483,7 @@ func (p *pass) warn(env *spool.Envelope, st *spool.State) error {
 	}
 	var idx []int
 	for i, rc := range st.Rcpts {
-		if rc.Status == spool.Deferred || rc.Status == spool.Pending {
+		if (rc.Status == spool.Deferred || rc.Status == spool.Pending) && env.Wants(env.Rcpts[i], "DELAY") {
 			idx = append(idx, i)
 		}
 	}
@@ -437,6 +512,8 @@ func (r *Runner) report(env *spool.Envelope, st *spool.State, idx []int, action,
 	rep := dsn.Report{
 		Hostname: r.Config.Hostname, QueueID: env.ID, MessageID: id, Sender: to,
 		Arrival: env.Received, Date: now, Action: action,
+		SMTPUTF8: env.UTF8 && !address.IsASCII(strings.Join(append([]string{env.From}, env.Rcpts...), "")),
+		EnvID:    env.EnvID, Ret: env.Ret,
 	}
 	for _, i := range idx {
 		rc := st.Rcpts[i]
@@ -445,7 +522,7 @@ func (r *Runner) report(env *spool.Envelope, st *spool.State, idx []int, action,
 		if reply == "" {
 			reply = "not tried yet"
 		}
-		rep.Failures = append(rep.Failures, dsn.Failure{Rcpt: rc.Addr, Reply: reply, RemoteMTA: remote, LastAttempt: rc.Time})
+		rep.Failures = append(rep.Failures, dsn.Failure{Rcpt: rc.Addr, ORcpt: env.DSN[rc.Addr].ORcpt, Reply: reply, RemoteMTA: remote, LastAttempt: rc.Time})
 	}
 	if data, err := r.Spool.OpenData(env); err == nil {
 		defer data.Close()

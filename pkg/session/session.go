@@ -126,6 +126,7 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	// lines and are not limited by it.
 	srv.MaxLineLength = maxLine
 	srv.EnableSMTPUTF8 = true
+	srv.EnableDSN = true // RFC 3461: kept in the envelope, honoured by qrun
 	if s.TLS != nil && b.tlsConn == nil {
 		srv.TLSConfig = s.TLS
 	}
@@ -232,7 +233,8 @@ type session struct {
 	from     *string
 	mailOpts *smtp.MailOptions
 	rcpts    []string
-	user     string // authenticated user, "" before AUTH
+	dsn      map[string]spool.RcptDSN // RCPT's NOTIFY and ORCPT, when given
+	user     string                   // authenticated user, "" before AUTH
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -323,7 +325,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 			return err
 		}
 	}
-	s.from, s.mailOpts, s.rcpts = &from, opts, nil
+	s.from, s.mailOpts, s.rcpts, s.dsn = &from, opts, nil, nil
 	return nil
 }
 
@@ -379,12 +381,25 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		}
 	}
 	s.rcpts = append(s.rcpts, a.String())
+	if opts != nil && (len(opts.Notify) > 0 || opts.OriginalRecipient != "") {
+		d := spool.RcptDSN{}
+		for _, n := range opts.Notify {
+			d.Notify = append(d.Notify, string(n))
+		}
+		if opts.OriginalRecipient != "" {
+			d.ORcpt = string(opts.OriginalRecipientType) + ";" + opts.OriginalRecipient
+		}
+		if s.dsn == nil {
+			s.dsn = map[string]spool.RcptDSN{}
+		}
+		s.dsn[a.String()] = d
+	}
 	return nil
 }
 
 func (s *session) Reset() {
 	s.b.mu.Lock()
-	s.from, s.mailOpts, s.rcpts = nil, nil, nil
+	s.from, s.mailOpts, s.rcpts, s.dsn = nil, nil, nil, nil
 	s.b.mu.Unlock()
 	if ms := s.b.srv.Milters; ms != nil {
 		ms.Abort()
@@ -408,7 +423,7 @@ func (s *session) Data(r io.Reader) error {
 		b.mu.Unlock()
 		return reply(503, smtp.EnhancedCode{5, 5, 1}, "Need MAIL and RCPT first")
 	}
-	from, opts, rcpts, user := *s.from, s.mailOpts, append([]string(nil), s.rcpts...), s.user
+	from, opts, rcpts, user, dsn := *s.from, s.mailOpts, append([]string(nil), s.rcpts...), s.user, s.dsn
 	helo := b.conn.Hostname()
 	st, secure := b.tlsState()
 	b.mu.Unlock()
@@ -469,6 +484,7 @@ func (s *session) Data(r io.Reader) error {
 	env := &spool.Envelope{
 		Received: now, From: from, Rcpts: rcpts, Peer: b.client.String(),
 		Helo: sanitizeHelo(helo), Protocol: proto, Body: body, UTF8: opts.UTF8, RequireTLS: opts.RequireTLS,
+		Ret: string(opts.Return), EnvID: opts.EnvelopeID, DSN: dsn,
 	}
 	commit := m.Commit
 	if ms := b.srv.Milters; ms != nil {

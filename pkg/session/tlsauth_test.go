@@ -393,3 +393,35 @@ func TestFailedHandshakeEndsSession(t *testing.T) {
 		t.Errorf("the failed handshake is not logged:\n%s", h.log.String())
 	}
 }
+
+// DSN (RFC 3461) is offered, and what MAIL and RCPT say of it is kept in
+// the envelope for qrun.
+func TestDSNParametersAreKept(t *testing.T) {
+	h := newHarness(t, spool.Ops{}, "")
+	d := h.dial(session.Client{Addr: loopback.Addr})
+	if ehlo := d.Cmd("EHLO c.test", 250); !strings.Contains(ehlo, "DSN") {
+		t.Fatalf("DSN not offered:\n%s", ehlo)
+	}
+	d.Cmd("MAIL FROM:<a@client.example> RET=HDRS ENVID=QQ314159", 250)
+	d.Cmd("RCPT TO:<x@remote.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;X@remote.example", 250)
+	d.Cmd("RCPT TO:<y@remote.example> NOTIFY=NEVER", 250)
+	d.Cmd("RCPT TO:<z@remote.example>", 250)
+	d.Cmd("DATA", 354)
+	d.Send(msg("dsn") + ".\r\n")
+	d.Expect(250)
+	d.Cmd("QUIT", 221)
+	for id := range h.queued() {
+		env, err := h.sp.ReadEnvelope(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, y := env.DSN["x@remote.example"], env.DSN["y@remote.example"]
+		if env.Ret != "HDRS" || env.EnvID != "QQ314159" || strings.Join(x.Notify, ",") != "SUCCESS,FAILURE" ||
+			!strings.EqualFold(x.ORcpt, "rfc822;X@remote.example") || strings.Join(y.Notify, ",") != "NEVER" || len(env.DSN) != 2 {
+			t.Errorf("envelope %+v", env)
+		}
+		if env.Wants("y@remote.example", "FAILURE") || !env.Wants("z@remote.example", "FAILURE") || env.Wants("z@remote.example", "SUCCESS") {
+			t.Error("Wants disagrees with RFC 3461 4.1")
+		}
+	}
+}

@@ -39,6 +39,34 @@ type Envelope struct {
 	// only over verified TLS. Written only when true, so files without it
 	// stay readable by every version-1 reader.
 	RequireTLS bool
+	// DSN (RFC 3461), each written only when given: Ret is MAIL's RET=
+	// (FULL or HDRS), EnvID its ENVID= (decoded), and DSN a recipient's
+	// NOTIFY= and ORCPT=, by recipient address.
+	Ret   string
+	EnvID string
+	DSN   map[string]RcptDSN
+}
+
+// RcptDSN is what RCPT said about DSNs for one recipient.
+type RcptDSN struct {
+	Notify []string // NEVER, or some of SUCCESS, FAILURE, DELAY; nil: unset
+	ORcpt  string   // "type;address", as decoded: "rfc822;a@example.org"
+}
+
+// Wants says whether the recipient asked for a DSN of this kind
+// ("SUCCESS", "FAILURE" or "DELAY"): with NOTIFY unset, failures and
+// delays are reported (RFC 3461 4.1), successes are not.
+func (e *Envelope) Wants(rcpt, kind string) bool {
+	d, ok := e.DSN[rcpt]
+	if !ok || len(d.Notify) == 0 {
+		return kind != "SUCCESS"
+	}
+	for _, n := range d.Notify {
+		if n == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // ErrCorrupt wraps every parse failure of a spool file.
@@ -87,8 +115,37 @@ func (e *Envelope) Marshal() ([]byte, error) {
 	if e.RequireTLS {
 		b.WriteString("requiretls 1\n")
 	}
+	for _, f := range [][2]string{{"ret", e.Ret}, {"envid", e.EnvID}} {
+		if f[1] != "" {
+			if err := kv(f[0], f[1]); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for _, r := range e.Rcpts {
 		if err := kv("rcpt", "<"+r+">"); err != nil {
+			return nil, err
+		}
+		d, ok := e.DSN[r]
+		if !ok {
+			continue
+		}
+		// After its rcpt line: "dsn NOTIFY-LIST ORCPT", "-" for unset.
+		notify, orcpt := strings.Join(d.Notify, ","), d.ORcpt
+		if notify == "" {
+			notify = "-"
+		}
+		if orcpt == "" {
+			orcpt = "-"
+		}
+		for _, n := range d.Notify {
+			switch n {
+			case "NEVER", "SUCCESS", "FAILURE", "DELAY":
+			default:
+				return nil, fmt.Errorf("spool: bad NOTIFY %q", n)
+			}
+		}
+		if err := kv("dsn", notify+" "+orcpt); err != nil {
 			return nil, err
 		}
 	}
@@ -156,7 +213,7 @@ func parseEnvelope(r io.Reader) (*Envelope, int, error) {
 			version = v
 			continue
 		}
-		if key != "rcpt" && key != "end" {
+		if key != "rcpt" && key != "end" && key != "dsn" {
 			if seen[key] {
 				return corrupt("key %q twice", key)
 			}
@@ -202,6 +259,36 @@ func parseEnvelope(r io.Reader) (*Envelope, int, error) {
 				return corrupt("bad requiretls %q", val)
 			}
 			e.RequireTLS = true
+		case "ret":
+			if val != "FULL" && val != "HDRS" {
+				return corrupt("bad ret %q", val)
+			}
+			e.Ret = val
+		case "envid":
+			e.EnvID = val
+		case "dsn":
+			notify, orcpt, ok := strings.Cut(val, " ")
+			if !ok || len(e.Rcpts) == 0 || notify == "" || orcpt == "" {
+				return corrupt("bad dsn %q", val)
+			}
+			d := RcptDSN{}
+			if notify != "-" {
+				d.Notify = strings.Split(notify, ",")
+				for _, n := range d.Notify {
+					switch n {
+					case "NEVER", "SUCCESS", "FAILURE", "DELAY":
+					default:
+						return corrupt("bad dsn %q", val)
+					}
+				}
+			}
+			if orcpt != "-" {
+				d.ORcpt = orcpt
+			}
+			if e.DSN == nil {
+				e.DSN = map[string]RcptDSN{}
+			}
+			e.DSN[e.Rcpts[len(e.Rcpts)-1]] = d
 		case "end":
 			ended = true
 		default:

@@ -21,7 +21,9 @@ import (
 func FuzzParseEnvelope(f *testing.F) {
 	good := &spool.Envelope{ID: "660e11238526f00474a", Received: time.Date(2026, 11, 22, 17, 0, 0, 123456789, time.UTC),
 		From: "a@client.example", Rcpts: []string{"b@remote.example", "jürgen@bücher.example"}, Peer: "127.0.0.1",
-		Helo: "client.example", Protocol: "ESMTP", Size: 1234, Body: "8BITMIME", UTF8: true, RequireTLS: true}
+		Helo: "client.example", Protocol: "ESMTP", Size: 1234, Body: "8BITMIME", UTF8: true, RequireTLS: true,
+		Ret: "HDRS", EnvID: "QQ314159", DSN: map[string]spool.RcptDSN{"b@remote.example": {Notify: []string{"SUCCESS", "FAILURE"}, ORcpt: "rfc822;b@remote.example"},
+			"jürgen@bücher.example": {Notify: []string{"NEVER"}}}}
 	b, err := good.Marshal()
 	if err != nil {
 		f.Fatal(err)

@@ -103,13 +103,16 @@ func TestMakeInstall(t *testing.T) {
 	}
 	wantOwner(t, spool, m.UID, m.GID, 0o700)
 	assertSpoolMail(t, spool, m)
-	for _, u := range units {
+	// Every unit the README tells admins to enable, and what they read.
+	for _, u := range append(units, submissionUnits...) {
 		p := filepath.Join(d, "usr/local/lib/systemd/system", u)
 		wantOwner(t, p, 0, 0, 0o644)
 	}
-	for _, f := range []string{"xinetd/smtp-bs", "cron/smtp-bs", "systemd/smtp-bs-dns.conf", "smtp-bs.toml"} {
+	for _, f := range []string{"xinetd/smtp-bs", "cron/smtp-bs", "systemd/smtp-bs-dns.conf", "smtp-bs.toml",
+		"submission.toml", "systemd/smtp-bs-jail.conf", "chroot/README"} {
 		wantOwner(t, filepath.Join(d, "usr/local/share/smtp-bs", f), 0, 0, 0o644)
 	}
+	wantOwner(t, filepath.Join(d, "usr/local/share/smtp-bs/chroot/mkjail.sh"), 0, 0, 0o755)
 
 	// Idempotent: a second install changes nothing; an edited config stays.
 	before := snapshot(t, d)
@@ -153,7 +156,7 @@ func TestMakeInstall(t *testing.T) {
 		t.Fatalf("uninstall: exit %d\n%s", code, out)
 	}
 	for _, gone := range []string{sbin + "/smtp-bs", sbin + "/qrun", etc, filepath.Join(d, "usr/local/share/smtp-bs"),
-		filepath.Join(d, "usr/local/share/doc/smtp-bs"), filepath.Join(d, "usr/local/lib/systemd/system/smtp-bs.socket")} {
+		filepath.Join(d, "usr/local/share/doc/smtp-bs"), filepath.Join(d, "usr/local/lib/systemd")} {
 		if _, err := os.Lstat(gone); err == nil {
 			t.Errorf("uninstall left %s", gone)
 		}

@@ -41,6 +41,10 @@ func parseUnit(t *testing.T, text string) map[string]map[string][]string {
 
 var units = []string{"smtp-bs.socket", "smtp-bs@.service", "qrun.service", "qrun.timer", "qrun-daemon.service"}
 
+// submissionUnits serve ports 587 and 465 with contrib/submission.toml.
+var submissionUnits = []string{"smtp-bs-submission.socket", "smtp-bs-submission@.service",
+	"smtp-bs-smtps.socket", "smtp-bs-smtps@.service"}
+
 func TestSystemdUnits(t *testing.T) {
 	sock := parseUnit(t, contrib(t, "systemd/smtp-bs.socket"))["Socket"]
 	want := map[string]string{"ListenStream": "25", "Accept": "yes"}
