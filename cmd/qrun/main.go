@@ -40,6 +40,7 @@ const usage = `usage: qrun [-config FILE] -once | -interval D      deliver (one 
        qrun [-config FILE] -shape                     the queue by recipient domain and age (qshape)
        qrun [-config FILE] -hold ID...|ALL | -release ID...|ALL | -delete ID...|ALL | -bounce ID...
        qrun [-config FILE] -route ADDRESS             what would happen to a recipient
+       qrun [-config FILE] -tls-forget DOMAIN         forget the TLS level remembered for a domain
        qrun [-config FILE] -init                      create the spool
        qrun [-config FILE] -check                     audit owners and modes of the installation
 options: -metrics FILE (Prometheus textfile after each pass), -version`
@@ -67,6 +68,7 @@ func run() int {
 	del := fs.Bool("delete", false, "delete messages")
 	bounce := fs.Bool("bounce", false, "bounce messages now")
 	route := fs.String("route", "", "show how a recipient address would be delivered")
+	tlsForget := fs.String("tls-forget", "", "forget the TLS level remembered for a domain")
 	metrics := fs.String("metrics", "", "write a Prometheus textfile after each pass")
 	initSpool := fs.Bool("init", false, "create the spool directory tree and exit")
 	doCheck := fs.Bool("check", false, "audit the installation (owners, modes, run user), print what is wrong and how to fix it, exit 0, 77 or 78")
@@ -84,7 +86,7 @@ func run() int {
 		return sysexits.OK
 	}
 	tools := 0
-	for _, b := range []bool{*list, *flush, *hold, *release, *del, *bounce, *route != "", *initSpool, *once, *show != "", *shape} {
+	for _, b := range []bool{*list, *flush, *hold, *release, *del, *bounce, *route != "", *initSpool, *once, *show != "", *shape, *tlsForget != ""} {
 		if b {
 			tools++
 		}
@@ -123,6 +125,9 @@ func run() int {
 			return sysexits.Config
 		}
 		return explain(cfg, tr, *route)
+	}
+	if *tlsForget != "" {
+		return forgetTLS(cfg, *tlsForget)
 	}
 	sp, err := spool.Open(cfg.Spool.Dir, spool.Ops{})
 	if err != nil {
@@ -263,10 +268,14 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 			fmt.Fprintln(os.Stderr, "qrun:", err)
 			return sysexits.Config
 		}
+		tr.SetTLSPolicyLog(func(ev string, kv ...any) { log.Event(maillog.Info, ev, kv...) })
 		tr.SetLog(log)
 		var d delivery.Deliverer = tr
 		if len(cfg.Local.Domains) > 0 {
 			d = &mailbox.Local{Config: cfg, Remote: tr, Spool: sp, Wrap: programWrap(cfg)}
+		}
+		if cfg.TLSPolicy.TLSRPT {
+			sendTLSReports(ctx, cfg, sp, log)
 		}
 		r := &runner.Runner{Spool: sp, Config: cfg, Log: log, Deliverer: d}
 		st, err := r.Run(ctx)

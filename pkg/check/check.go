@@ -165,6 +165,7 @@ func (a *Audit) Run() *Report {
 	au.milters()
 	au.chroot()
 	au.sandbox()
+	au.tlsPolicy()
 	return &au.rep
 }
 

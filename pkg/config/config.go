@@ -55,6 +55,8 @@ type Config struct {
 	Sandbox Sandbox  `toml:"sandbox"`
 	// Checks: DNSBL, SPF, DKIM, DMARC (checks.go).
 	Checks Checks `toml:"checks"`
+	// TLSPolicy is outbound TLS beyond mx_tls (config/tlspolicy.go).
+	TLSPolicy TLSPolicy `toml:"tls_policy"`
 
 	// Source names where the configuration came from, for messages.
 	Source string `toml:"-"`
@@ -303,6 +305,7 @@ func Default() *Config {
 			DataTimeout:     Duration{10 * time.Minute},
 			SessionTimeout:  Duration{30 * time.Minute},
 		},
+		TLSPolicy: defaultTLSPolicy(),
 		Delivery: Delivery{
 			ConnectTimeout: Duration{30 * time.Second},
 			CommandTimeout: Duration{5 * time.Minute},
@@ -617,6 +620,9 @@ func (c *Config) validate(src []byte, md toml.MetaData) error {
 		return err
 	}
 	if err := c.validateChecks(bad); err != nil {
+		return err
+	}
+	if err := c.validateTLSPolicy(bad); err != nil {
 		return err
 	}
 	return c.validateTLSAuth(bad)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/tlspolicy"
 )
 
 // FromConfig builds the Transport the [delivery] section describes.
@@ -68,6 +69,11 @@ func FromConfig(cfg *config.Config) (*Transport, error) {
 			return dd.DialContext(ctx, network, server)
 		}}
 	}
+	pol, err := tlspolicy.New(tlspolicy.OptionsFromConfig(cfg, o.RootCAs))
+	if err != nil {
+		return nil, err
+	}
+	o.TLSPolicyEngine = pol
 	return New(o), nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"smtp-bs/pkg/address"
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/spool"
+	"smtp-bs/pkg/tlspolicy"
 )
 
 // Result is one recipient's outcome.
@@ -54,6 +55,8 @@ type Destination struct {
 	// VerifyTLS demands a verified certificate whatever tls_verify says
 	// (a REQUIRETLS message).
 	VerifyTLS bool
+
+	policy *tlspolicy.Decision // per MX host, set by withPolicy
 }
 
 // Deliverer routes recipients and delivers groups of them.
@@ -100,11 +103,15 @@ type Options struct {
 	MaxHosts int
 
 	Resolver Resolver
-	Dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSPolicyEngine decides TLS per MX host (DANE, MTA-STS, remembered
+	// levels); nil: MXTLS alone.
+	TLSPolicyEngine *tlspolicy.Engine
+	Dial            func(ctx context.Context, network, addr string) (net.Conn, error)
 	// TLSPolicy, when set, may change the policy decided for a connection
-	// to host (DANE, MTA-STS: a stricter mode, a VerifyConnection in
-	// p.Config); it gets the one decided from the config. An error defers
-	// the attempt at that host (a policy that cannot be looked up now).
+	// to host (a stricter mode, a VerifyConnection in p.Config); it gets
+	// the one decided from the config and, for MX hosts, TLSPolicyEngine's
+	// decision (DANE, MTA-STS). An error defers the attempt at that host
+	// (a policy that cannot be looked up now).
 	TLSPolicy func(ctx context.Context, host string, dest Destination, p TLSPolicy) (TLSPolicy, error)
 	// Log gets the events that are not one recipient's outcome (a TLS
 	// downgrade); nil: none.

@@ -177,6 +177,7 @@ func (t *Transport) Explain(ctx context.Context, rcpt string) string {
 	}
 	for i, tg := range targets {
 		fmt.Fprintf(&b, "  %d. %s [%s]\n", i+1, tg.host, tg.addr)
+		b.WriteString(t.explainPolicy(ctx, d, tg))
 	}
 	return b.String()
 }

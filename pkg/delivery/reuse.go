@@ -52,7 +52,7 @@ type conn struct {
 }
 
 func reuseKey(tg target, dest Destination) string {
-	return fmt.Sprintf("%s\x00%s\x00%v\x00%s\x00%s\x00%s", dest.Key, dest.TLS, dest.VerifyTLS, tg.host, tg.addr, tg.hop)
+	return fmt.Sprintf("%s\x00%s\x00%v\x00%s\x00%s\x00%s\x00%s", dest.Key, dest.TLS, dest.VerifyTLS, tg.host, tg.addr, tg.hop, policyKey(dest))
 }
 
 // get returns a client for tg: an idle one that still answers NOOP
@@ -72,6 +72,7 @@ func (t *Transport) get(ctx context.Context, tg target, dest Destination, fresh 
 		cn.c.Close()
 	}
 	cn, err := t.open(ctx, tg, dest)
+	t.observe(dest, cn, err)
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,8 @@ type TLSPolicy struct {
 
 // tlsFor decides the TLS policy of a connection to tg for dest: the
 // destination's mode (smarthost_tls or mx_tls), the hop's own settings
-// over it, and a REQUIRETLS message's demands over both.
+// over it, and a REQUIRETLS message's demands over both; for an MX host,
+// pkg/tlspolicy's decision (withPolicy) over all of them.
 func (t *Transport) tlsFor(ctx context.Context, tg target, dest Destination) (TLSPolicy, error) {
 	mode, verify, roots := dest.TLS, t.o.TLSVerify, t.o.RootCAs
 	if hp, ok := t.o.Hops[tg.hop]; ok && tg.hop != "" {
@@ -65,6 +66,13 @@ func (t *Transport) tlsFor(ctx context.Context, tg target, dest Destination) (TL
 		InsecureSkipVerify: !verify,
 		MinVersion:         tls.VersionTLS12,
 	}}
+	if dest.policy != nil {
+		// pkg/tlspolicy decided this MX host (DANE, MTA-STS, a remembered
+		// level): a decision that requires TLS is "required", so the
+		// opportunistic retry in clear never runs; its config names the
+		// MX host (SNI) and checks DANE in VerifyConnection.
+		p = TLSPolicy{Mode: policyMode(*dest.policy), Config: dest.policy.TLSConfig()}
+	}
 	if t.o.TLSPolicy != nil {
 		return t.o.TLSPolicy(ctx, tg.host, dest, p)
 	}

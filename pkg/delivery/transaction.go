@@ -40,6 +40,11 @@ func (t *Transport) Deliver(ctx context.Context, dest Destination, env *spool.En
 	}
 	var lastErr string
 	for _, tg := range targets {
+		dest, deferred := t.withPolicy(ctx, dest, tg)
+		if deferred != "" {
+			lastErr = deferred
+			continue
+		}
 		res, retry, err := t.attempt(ctx, tg, dest, env, rcpts, data)
 		if err != nil {
 			lastErr = err.Error()

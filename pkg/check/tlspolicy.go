@@ -1,0 +1,26 @@
+package check
+
+import (
+	"context"
+	"time"
+
+	"smtp-bs/pkg/tlspolicy"
+)
+
+// tlsPolicy warns when DANE is on but cannot work: the resolver is not a
+// local (or trusted) validating one, so no TLSA record is ever believed.
+// A warning, not a finding: mail still flows, only less protected.
+func (au *auditor) tlsPolicy() {
+	p := au.Config.TLSPolicy
+	if !p.DANE || len(au.Config.Delivery.Smarthost) > 0 {
+		return // DANE applies to MX delivery only
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msg, ok := tlspolicy.ProbeResolver(ctx, au.Config.Delivery.Resolver, p.TrustedResolvers)
+	if ok {
+		au.ok("DANE: %s", msg)
+		return
+	}
+	au.note("warning: [tls_policy] dane is on, but %s", msg)
+}
