@@ -29,6 +29,7 @@ import (
 	"smtp-bs/pkg/sandbox"
 	"smtp-bs/pkg/spool"
 	"smtp-bs/pkg/sysexits"
+	"smtp-bs/pkg/tlspolicy"
 )
 
 var version = "dev"
@@ -99,7 +100,7 @@ func run() int {
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	if *doCheck { // before anything drops privileges: works as root and as run_as
-		return check.Main(os.Stdout, "qrun", *cfgPath, explicit)
+		return check.Main(os.Stdout, "qrun", *cfgPath, explicit, tlspolicy.ProbeResolver)
 	}
 	cfg, err := config.Load(*cfgPath, explicit)
 	if err != nil {

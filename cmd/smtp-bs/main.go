@@ -77,7 +77,7 @@ func run() int {
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	if *doCheck { // before anything drops privileges: works as root and as run_as
-		return check.Main(os.Stdout, "smtp-bs", *cfgPath, explicit)
+		return check.Main(os.Stdout, "smtp-bs", *cfgPath, explicit, nil)
 	}
 
 	cfg, err := config.Load(*cfgPath, explicit)

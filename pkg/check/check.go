@@ -125,6 +125,12 @@ type Audit struct {
 	// Qrun is the path of the qrun binary, for fixes; "" means "qrun".
 	Qrun string
 
+	// ProbeResolver asks whether the resolver validates DNSSEC, for DANE
+	// (tlspolicy.ProbeResolver). qrun, which delivers, passes it; smtp-bs
+	// does not, so that its per-connection binary does not link the
+	// delivery side's DNS and HTTPS code.
+	ProbeResolver ResolverProbe
+
 	// Lookup resolves the run user; nil means privilege.Lookup.
 	Lookup func(name string) (*privilege.Identity, error)
 	// PasswdFile is where the run user's login shell is read; "" means

@@ -15,7 +15,7 @@ import (
 // loads the config as the program would, audits the installation as the
 // current user (root or the run user: call it before dropping
 // privileges), prints the report to w and returns the exit status.
-func Main(w io.Writer, prog, cfgPath string, explicit bool) int {
+func Main(w io.Writer, prog, cfgPath string, explicit bool, probe ResolverProbe) int {
 	cfg, used, f := load(cfgPath, explicit)
 	if f != nil {
 		rep := &Report{Findings: []Finding{*f}}
@@ -40,7 +40,7 @@ func Main(w io.Writer, prog, cfgPath string, explicit bool) int {
 	} else if _, err := os.Stat(sibling); err == nil {
 		qrun = sibling
 	}
-	a := &Audit{Config: cfg, ConfigPath: used, Binaries: []string{exe, sibling}, Qrun: qrun}
+	a := &Audit{Config: cfg, ConfigPath: used, Binaries: []string{exe, sibling}, Qrun: qrun, ProbeResolver: probe}
 	fmt.Fprintf(w, "%s -check: config %s, run_as %s, checked as %s\n", prog, orDefault(used, "(embedded defaults)"), cfg.RunAs, whoami())
 	rep := a.Run()
 	rep.Write(w, prog)

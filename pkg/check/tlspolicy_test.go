@@ -6,6 +6,7 @@ import (
 
 	"smtp-bs/internal/testenv"
 	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/tlspolicy"
 )
 
 // -check warns when DANE is on but the resolver is not a local validating one.
@@ -17,7 +18,7 @@ func TestTLSPolicyResolverWarning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		au := &auditor{Audit: &Audit{Config: cfg}, chained: map[string]bool{}, reported: map[string]bool{}}
+		au := &auditor{Audit: &Audit{Config: cfg, ProbeResolver: tlspolicy.ProbeResolver}, chained: map[string]bool{}, reported: map[string]bool{}}
 		au.tlsPolicy()
 		return &au.rep
 	}

@@ -6,17 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/user"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
-	"smtp-bs/pkg/address"
 	"smtp-bs/pkg/aliases"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/delivery"
+	"smtp-bs/pkg/localuser"
 	"smtp-bs/pkg/spool"
 )
 
@@ -193,20 +191,10 @@ func (l *Local) lookup(name string) (int, error) {
 }
 
 // ErrNoUser means the passwd database has no such user.
-var ErrNoUser = errors.New("no such user")
+var ErrNoUser = localuser.ErrNoUser
 
 // LookupUser finds a user in the passwd database.
-func LookupUser(name string) (int, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		var unk user.UnknownUserError
-		if errors.As(err, &unk) {
-			return 0, ErrNoUser
-		}
-		return 0, err
-	}
-	return strconv.Atoi(u.Uid)
-}
+func LookupUser(name string) (int, error) { return localuser.Lookup(name) }
 
 // file appends to a file target, which must lie inside [local] file_dir.
 func (l *Local) file(env *spool.Envelope, rcpt, path string, content []byte) error {
@@ -232,17 +220,7 @@ func (l *Local) forward(env *spool.Envelope, idx int, to []string, content []byt
 }
 
 // validUser keeps user names from naming paths.
-func validUser(name string) bool {
-	if name == "" || len(name) > 64 || name[0] == '.' || name[0] == '-' {
-		return false
-	}
-	for _, r := range name {
-		if r == '/' || r == 0 || r <= ' ' || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
+func validUser(name string) bool { return localuser.Valid(name) }
 
 func domainOf(addr string) string {
 	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
@@ -262,32 +240,11 @@ func lfReader(header, content []byte) io.Reader {
 	return io.MultiReader(bytes.NewReader(lf(header)), bytes.NewReader(lf(content)))
 }
 
-// ErrUnknownRecipient means a local recipient has no alias and no account:
-// smtp-bs refuses it at RCPT time (5.1.1), so no bounce is ever needed.
-var ErrUnknownRecipient = errors.New("user unknown in local recipient table")
+// ErrUnknownRecipient and Known are localuser's (see there why).
+var ErrUnknownRecipient = localuser.ErrUnknownRecipient
 
-// Known checks, at RCPT time, that local part name of a [local] domain
-// reaches somebody: an alias, or (for mbox and Maildir) a system user.
-// Under LMTP the LMTP server decides. Other errors are temporary.
-func Known(cfg *config.Config, name string) error {
-	tbl, err := aliases.Load(cfg.Local.Aliases, cfg.Local.Postmaster)
-	if err != nil {
-		return err
-	}
-	if tbl.Exists(name) || cfg.Local.Mailbox == "lmtp" {
-		return nil
-	}
-	if !validUser(address.Lower(name)) {
-		return ErrUnknownRecipient
-	}
-	if _, err := LookupUser(address.Lower(name)); err != nil {
-		if errors.Is(err, ErrNoUser) {
-			return ErrUnknownRecipient
-		}
-		return err
-	}
-	return nil
-}
+// Known checks, at RCPT time, that a local part reaches somebody.
+func Known(cfg *config.Config, name string) error { return localuser.Known(cfg, name) }
 
 // Explain says, for a person, where a local recipient's mail goes.
 func Explain(cfg *config.Config, addr string) string {

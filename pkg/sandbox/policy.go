@@ -26,7 +26,7 @@ func ForSession(cfg *config.Config, spoolDir string) Policy {
 		},
 	}
 	if len(cfg.Local.Domains) > 0 {
-		// mailbox.Known, at RCPT time.
+		// localuser.Known, at RCPT time.
 		p.Read = append(p.Read, cfg.Local.Aliases)
 		if cfg.Local.Mailbox != "lmtp" {
 			p.Read = append(p.Read, "/etc/passwd")

@@ -26,8 +26,8 @@ import (
 	"smtp-bs/pkg/address"
 	"smtp-bs/pkg/auth"
 	"smtp-bs/pkg/config"
+	"smtp-bs/pkg/localuser"
 	"smtp-bs/pkg/mailauth"
-	"smtp-bs/pkg/mailbox"
 	"smtp-bs/pkg/maillog"
 	"smtp-bs/pkg/milter"
 	"smtp-bs/pkg/spool"
@@ -382,7 +382,7 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return b.refuse("rcpt", errRelayDenied, "from", *s.from, "rcpt", a)
 	}
 	if cfg.Local.IsLocalDelivery(a.Domain) && !postmaster {
-		if err := mailbox.Known(cfg, a.Local); errors.Is(err, mailbox.ErrUnknownRecipient) {
+		if err := localuser.Known(cfg, a.Local); errors.Is(err, localuser.ErrUnknownRecipient) {
 			return b.refuse("rcpt", errUnknownUser, "from", *s.from, "rcpt", a)
 		} else if err != nil {
 			b.srv.Log.Event(maillog.Error, "error", "stage", "rcpt", "rcpt", a, "err", err)
