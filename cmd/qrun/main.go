@@ -238,6 +238,12 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 		fmt.Fprintln(os.Stderr, "qrun:", err)
 		return sysexits.Config
 	}
+	// Signals are ours before the lock is: a SIGTERM that comes while qrun
+	// confines itself ends it cleanly, not by the default action.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	wake := make(chan os.Signal, 1)
+	signal.Notify(wake, syscall.SIGUSR1)
 	lock, err := sp.TryLock()
 	if errors.Is(err, spool.ErrLocked) {
 		// Overlaps are harmless: say so only to a person, not to cron's mail.
@@ -255,10 +261,6 @@ func deliver(cfg *config.Config, sp *spool.Spool, once bool, interval time.Durat
 		return code
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	wake := make(chan os.Signal, 1)
-	signal.Notify(wake, syscall.SIGUSR1)
 	every := cfg.Delivery.Interval.Duration
 	if interval > 0 {
 		every = interval
