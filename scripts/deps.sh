@@ -32,8 +32,8 @@ python3-dkim         a DKIM verifier
 opendkim             a real milter
 opendkim-tools       opendkim-genkey
 haproxy              a real load balancer sending PROXY v1/v2 headers (test/proxy)
-nginx                contrib/nginx's stream fragment, PROXY v1 (test/proxy)
-libnginx-mod-stream  nginx's stream module
+nginx                the stream fragment of contrib/nginx, PROXY v1 (test/proxy)
+libnginx-mod-stream  the stream module of nginx
 rspamd               a real content filter through the milter interface (test/checks)
 util-linux           setpriv, unshare
 argon2               the reference argon2 CLI (auth tests)

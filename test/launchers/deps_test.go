@@ -1,0 +1,34 @@
+package launchers
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"smtp-bs/internal/testenv"
+)
+
+// scripts/deps.sh, the README's install line, parses and lists every
+// package the tests name when a tool is missing, and the Recommends that
+// swaks needs for TLS.
+func TestDepsListsWhatTestsNeed(t *testing.T) {
+	out, err := exec.Command("sh", filepath.Join(testenv.Root(), "scripts", "deps.sh"), "--list").CombinedOutput()
+	if err != nil {
+		t.Fatalf("deps.sh --list: %v\n%s", err, out)
+	}
+	have := map[string]bool{}
+	for _, p := range strings.Fields(string(out)) {
+		have[p] = true
+	}
+	want := []string{"make", "git", "ca-certificates", "libnet-ssleay-perl", "python3-dkim", "libwrap0-dev"}
+	for _, tool := range []string{"swaks", "openssl", "xinetd", "tcpserver", "strace", "python3",
+		"systemd-socket-activate", "setpriv", "opendkim", "opendkim-genkey", "gcc", "tcpdmatch", "argon2"} {
+		want = append(want, testenv.Package(tool))
+	}
+	for _, p := range want {
+		if !have[p] {
+			t.Errorf("scripts/deps.sh does not install %s", p)
+		}
+	}
+}
