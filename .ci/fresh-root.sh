@@ -137,6 +137,9 @@ say "entering the root (private mount namespace)"
 unshare --mount --propagation private --fork -- bash -c '
   set -e
   root=$1 goroot=$2 work=$3; shift 3
+  # The root is a mount point of its own, as / is on a real machine
+  # (unshare --propagation, used by the interop tests, needs that).
+  mount --bind "$root" "$root"
   mount -t proc proc "$root/proc"
   mount --rbind /sys "$root/sys"
   mount --rbind /dev "$root/dev"

@@ -133,7 +133,9 @@ func TestCronStyle(t *testing.T) {
 	if !cleanCRLF(s.data) {
 		t.Errorf("spooled message is not clean CRLF: %q", s.data)
 	}
-	if s.header("From") != "root (Cron Daemon)" || s.header("To") != "root" || s.header("X-Cron-Env") != "<SHELL=/bin/sh>" {
+	// Unqualified addresses are qualified with the hostname (issue 19), as
+	// Postfix's append_at_myorigin does; the comment stays.
+	if s.header("From") != "root@mx.test.example (Cron Daemon)" || s.header("To") != "root@mx.test.example" || s.header("X-Cron-Env") != "<SHELL=/bin/sh>" {
 		t.Errorf("cron's headers changed:\n%s", s.data)
 	}
 	if s.header("Date") == "" || !strings.HasSuffix(s.header("Message-ID"), "@mx.test.example>") {
