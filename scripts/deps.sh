@@ -42,6 +42,8 @@ groff-base           groff -ww -man: the manual pages render without a warning
 libdb5.3             Postfix smtp-sink (unpacked, not installed)
 libicu72             Postfix smtp-sink
 libnsl2              Postfix smtp-sink
+libgnutls-dane0      Exim (unpacked, not installed) links it: test/interop
+libevent-2.1-7       OpenSMTPD (unpacked, not installed) links it: test/interop
 python3-aiosmtpd     a next hop in the interop matrix (test/interop)
 dovecot-core         Dovecot, for its LMTP server in the interop matrix
 dovecot-lmtpd        the LMTP server of Dovecot: local delivery over LMTP (test/interop)
