@@ -1,7 +1,8 @@
 #!/bin/sh
-# Install, on a fresh Debian (bookworm or later), everything the README's two
-# commands and the whole test suite use, but Go itself (go.dev's tarball). One list in one place: .ci/run and
-# `make deps` both run this script. Needs root (or sudo).
+# Install, on a fresh Debian (bookworm or later), everything the README's
+# commands and the whole test suite use, but Go itself (go.dev's tarball).
+# One list in one place: .ci/run and `make deps` run this script, and the
+# README names the same packages (test/launchers checks). Needs root.
 #
 #   scripts/deps.sh          build + run + test tools
 #   scripts/deps.sh --list   print the packages, one per line

@@ -1,6 +1,7 @@
 package launchers
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -29,6 +30,16 @@ func TestDepsListsWhatTestsNeed(t *testing.T) {
 	for _, p := range want {
 		if !have[p] {
 			t.Errorf("scripts/deps.sh does not install %s", p)
+		}
+	}
+	// The README names every package a fresh Debian needs.
+	readme, err := os.ReadFile(filepath.Join(testenv.Root(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range have {
+		if !strings.Contains(string(readme), "`"+p+"`") {
+			t.Errorf("README.md does not name %s, which scripts/deps.sh installs", p)
 		}
 	}
 }
