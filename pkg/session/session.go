@@ -141,10 +141,11 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	srv.EnableREQUIRETLS = s.TLS != nil
 	srv.ErrorLog = s.Log
 
-	// Serve runs on this goroutine and returns once the connection is
-	// closed (or ctx ends): go-smtp starts the session's own goroutine, and
-	// one more here would only add a hand-off before the greeting.
-	srv.Serve(&oneConnListener{conn: g, done: g.closed, ctx: ctx})
+	// The session runs on this goroutine (go-smtp patch 12): a goroutine
+	// of its own would wake a second thread, only to hand it the greeting.
+	stop := context.AfterFunc(ctx, func() { g.Close() })
+	srv.ServeConn(g)
+	stop()
 	srv.Close()
 	// go-smtp is done with the connection, but a BDAT's Data may still be
 	// cleaning up (it gets ErrDataReset when the session ends): let it
@@ -164,49 +165,6 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	return nil
 }
 
-// oneConnListener yields one connection, then blocks until the connection
-// or the listener is closed; when ctx ends, it closes the connection.
-type oneConnListener struct {
-	conn net.Conn
-	done <-chan struct{}
-	ctx  context.Context
-	mu   sync.Mutex
-	used bool
-	stop chan struct{}
-	once sync.Once
-}
-
-func (l *oneConnListener) Accept() (net.Conn, error) {
-	l.mu.Lock()
-	if l.stop == nil {
-		l.stop = make(chan struct{})
-	}
-	used := l.used
-	l.used = true
-	l.mu.Unlock()
-	if !used {
-		return l.conn, nil
-	}
-	select {
-	case <-l.done:
-	case <-l.stop:
-	case <-l.ctx.Done():
-		l.conn.Close()
-	}
-	return nil, net.ErrClosed
-}
-
-func (l *oneConnListener) Close() error {
-	l.mu.Lock()
-	if l.stop == nil {
-		l.stop = make(chan struct{})
-	}
-	l.mu.Unlock()
-	l.once.Do(func() { close(l.stop) })
-	return nil
-}
-
-func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
 
 // backend is go-smtp's Backend and holds what lasts for the whole
 // connection: the client, its relay grant, the counters, the guard.

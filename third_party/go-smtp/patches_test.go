@@ -221,3 +221,57 @@ func TestServerCRBeforeCRLF(t *testing.T) {
 		t.Errorf("Data read %q", got)
 	}
 }
+
+// Patch 12: ServeConn serves a connection it is handed on the calling
+// goroutine, returns when the session ends, and leaves the connection
+// closed; after Close it refuses.
+func TestServerServeConn(t *testing.T) {
+	be := new(backend)
+	s := smtp.NewServer(be)
+	s.Domain = "localhost"
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.ServeConn(server) }()
+	scanner := bufio.NewScanner(client)
+	if !scanner.Scan() || scanner.Text() != "220 localhost ESMTP Service Ready" {
+		t.Fatalf("greeting: %q", scanner.Text())
+	}
+	expect(t, cmd(t, client, scanner, "EHLO client"), "250 ")
+	expect(t, cmd(t, client, scanner, "MAIL FROM:<a@example.org>"), "250 ")
+	expect(t, cmd(t, client, scanner, "RCPT TO:<b@example.org>"), "250 ")
+	expect(t, cmd(t, client, scanner, "DATA"), "354 ")
+	expect(t, cmd(t, client, scanner, "Subject: x\r\n\r\nbody\r\n."), "250 ")
+	expect(t, cmd(t, client, scanner, "QUIT"), "221 ")
+	if err := <-done; err != nil {
+		t.Errorf("ServeConn: %v", err)
+	}
+	if n := len(be.messages) + len(be.anonmsgs); n != 1 {
+		t.Errorf("%d messages, want 1", n)
+	}
+	if _, err := server.Write([]byte("x")); err == nil {
+		t.Error("the connection is still open after ServeConn returned")
+	}
+
+	s.Close()
+	c1, c2 := net.Pipe()
+	defer c2.Close()
+	if err := s.ServeConn(c1); err != smtp.ErrServerClosed {
+		t.Errorf("ServeConn after Close: %v, want ErrServerClosed", err)
+	}
+	if _, err := c1.Write([]byte("x")); err == nil {
+		t.Error("ServeConn after Close left the connection open")
+	}
+}

@@ -154,6 +154,24 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
+// ServeConn serves the one connection c on the calling goroutine and
+// returns when its session has ended, with c closed. It is for a server
+// that is handed its connection (inetd, systemd's Accept=yes), where a
+// listener yielding one connection and a goroutine per session would only
+// add a hand-off between threads before the greeting. Close and Shutdown
+// apply to it as to a connection that Serve accepted.
+func (s *Server) ServeConn(c net.Conn) error {
+	select {
+	case <-s.done:
+		c.Close()
+		return ErrServerClosed
+	default:
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	return s.handleConn(newConn(c, s))
+}
+
 func (s *Server) handleConn(c *Conn) error {
 	s.locker.Lock()
 	s.conns[c] = struct{}{}
