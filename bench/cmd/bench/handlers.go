@@ -202,7 +202,7 @@ func (b *bench) newSmtpbsTLS() (*handler, error) {
 // message lands in the queue like smtp-bs's).
 func (b *bench) newSmtpbsChecks() (*handler, error) {
 	if b.dns == nil {
-		d, err := startDNS()
+		d, err := startDNS("127.0.0.1:53")
 		if err != nil {
 			return nil, err
 		}

@@ -165,12 +165,14 @@ type dnsServer struct {
 	tcp     *dns.Server
 }
 
-func startDNS() (*dnsServer, error) {
-	s := &dnsServer{addr: "127.0.0.1:53"}
-	pc, err := net.ListenPacket("udp", s.addr)
+// startDNS serves on addr, UDP and TCP ("127.0.0.1:53" in the bench's
+// network namespace; port 0 picks one, the same for both).
+func startDNS(addr string) (*dnsServer, error) {
+	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dns server: %w", err)
 	}
+	s := &dnsServer{addr: pc.LocalAddr().String()}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
 		pc.Close()
@@ -190,25 +192,27 @@ func (s *dnsServer) stop() {
 
 func (s *dnsServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	s.queries.Add(1)
-	m := new(dns.Msg)
-	m.SetReply(req)
+	m := new(dns.Msg).SetReply(req)
 	m.Authoritative = true
-	if len(req.Question) != 1 {
+	if len(req.Question) == 1 {
+		m.Answer, m.Rcode = answer(req.Question[0])
+	} else {
 		m.Rcode = dns.RcodeFormatError
-		w.WriteMsg(m)
-		return
-	}
-	q := req.Question[0]
-	switch name := strings.ToLower(q.Name); {
-	case name == spfSender+"." && q.Qtype == dns.TypeTXT:
-		m.Answer = append(m.Answer, &dns.TXT{
-			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300},
-			Txt: []string{"v=spf1 ip4:127.0.0.1 -all"},
-		})
-	case name == spfSender+".":
-		// The name exists, without records of this type.
-	default:
-		m.Rcode = dns.RcodeNameError
 	}
 	w.WriteMsg(m)
+}
+
+// answer is the bench's whole zone: the sender domain exists and has its
+// SPF record; every other name (a DNSBL query among them) does not exist.
+func answer(q dns.Question) ([]dns.RR, int) {
+	if !strings.EqualFold(q.Name, spfSender+".") {
+		return nil, dns.RcodeNameError
+	}
+	if q.Qtype != dns.TypeTXT {
+		return nil, dns.RcodeSuccess
+	}
+	return []dns.RR{&dns.TXT{
+		Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300},
+		Txt: []string{"v=spf1 ip4:127.0.0.1 -all"},
+	}}, dns.RcodeSuccess
 }
