@@ -72,7 +72,7 @@ func main() {
 	flag.StringVar(&o.loads, "loads", "", "intake loads to run, 1-based indexes, comma-separated (e.g. 2,4); empty: all")
 	flag.StringVar(&o.floorLibs, "floor-libs-list", "", "internal: the libraries floor-libs links")
 	flag.StringVar(&o.rev, "rev", "", "build smtp-bs and qrun from this git revision (e.g. HEAD) instead of the work tree")
-	flag.StringVar(&o.smtpbsBin, "smtp-bs", "", "measure this smtp-bs binary instead of building ./cmd/smtp-bs (A/B runs)")
+	flag.StringVar(&o.smtpbsBin, "smtp-bs", "", "measure this smtp-bs binary (also as smtp-bs-tls and smtp-bs-checks) instead of building ./cmd/smtp-bs")
 	flag.StringVar(&o.qrunBin, "qrun", "", "measure this qrun binary instead of building ./cmd/qrun")
 	flag.BoolVar(&o.quickack, "quickack", true, "turn delayed ACKs off on loopback (as sendmail's queue runner needs)")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke run: few messages, one round")
