@@ -30,6 +30,7 @@ type bench struct {
 
 	smtpbs, sendmail, exim *handler
 	handlers               []*handler // in the interleaving order
+	dns                    *dnsServer // smtp-bs-checks' resolver
 	mailUID, mailGID       int
 }
 
@@ -46,7 +47,8 @@ type handler struct {
 	count    func() int      // messages in the spool
 	drain    func() []string // the command that delivers its queue to smtp-sink, or nil
 	drainEnv []string
-	spool    string // the directory reset empties (snapshotted by the delivery benchmark)
+	spool    string       // the directory reset empties (snapshotted by the delivery benchmark)
+	queries  func() int64 // DNS queries answered so far, for a handler that asks any
 }
 
 func newBench(o *options) (*bench, error) {
@@ -75,12 +77,21 @@ func newBench(o *options) (*bench, error) {
 	}
 	b.mailUID, _ = strconv.Atoi(u.Uid)
 	b.mailGID, _ = strconv.Atoi(u.Gid)
-	for _, mk := range []func() (*handler, error){b.newSmtpbs, b.newFloor, b.newFloorLibs, b.newSendmail, b.newExim} {
+	// The interleaving order: smtp-bs, the -ab handlers right after it,
+	// its variants, the floors, the other MTAs.
+	makers := []func() (*handler, error){b.newSmtpbs}
+	for _, a := range o.ab {
+		makers = append(makers, func() (*handler, error) { return b.newAB(a) })
+	}
+	makers = append(makers, b.newSmtpbsTLS, b.newSmtpbsChecks, b.newSmtpbsP10, b.newFloor, b.newFloorLibs, b.newSendmail, b.newExim)
+	for _, mk := range makers {
 		h, err := mk()
 		if err != nil {
 			return nil, err
 		}
-		b.handlers = append(b.handlers, h)
+		if h != nil {
+			b.handlers = append(b.handlers, h)
+		}
 	}
 	byName := map[string]*handler{}
 	for _, h := range b.handlers {
@@ -89,7 +100,7 @@ func newBench(o *options) (*bench, error) {
 	b.smtpbs, b.sendmail, b.exim = byName["smtp-bs"], byName["sendmail"], byName["exim"]
 	var keep []*handler
 	for _, h := range b.handlers {
-		if strings.Contains(","+o.handlers+",", ","+h.name+",") {
+		if strings.Contains(","+o.handlers+",", ","+h.name+",") || o.ab.has(h.name) {
 			keep = append(keep, h)
 		}
 	}
@@ -113,6 +124,9 @@ func (b *bench) qrunBin() string {
 
 func (b *bench) cleanup() {
 	b.procs.stopAll()
+	if b.dns != nil {
+		b.dns.stop()
+	}
 	if !b.o.keep {
 		os.RemoveAll(filepath.Join(b.run, "scale"))
 	}
@@ -165,19 +179,91 @@ func freshDir(dir string, uid, gid int) error {
 // smtp-bs as installed: the launcher runs it as mail; the config sets
 // only the host name, the spool and the smarthost; everything else
 // (logging to syslog, hosts.allow, the free-space reserve) is default.
-func (b *bench) newSmtpbs() (*handler, error) {
-	dir := filepath.Join(b.run, "smtp-bs")
-	h := &handler{name: "smtp-bs", dir: dir, user: "mail", uid: b.mailUID, gid: b.mailGID, syslog: "smtp-bs",
+func (b *bench) newSmtpbs() (*handler, error) { return b.smtpbsHandler("smtp-bs", b.smtpbsBin(), "") }
+
+// smtp-bs with [tls] set: a certificate it reads before every greeting,
+// and STARTTLS offered, which smtp-source never says.
+func (b *bench) newSmtpbsTLS() (*handler, error) {
+	dir := filepath.Join(b.run, "smtp-bs-tls")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	cert, key, err := selfSigned(dir, b.mailGID)
+	if err != nil {
+		return nil, fmt.Errorf("smtp-bs-tls: certificate: %w", err)
+	}
+	return b.smtpbsHandler("smtp-bs-tls", b.smtpbsBin(), fmt.Sprintf("\n[tls]\ncert_file = %q\nkey_file = %q\n", cert, key))
+}
+
+// smtp-bs with the DNSBL and SPF checks on, asking b.dns. Both are
+// skipped for clients in relay_networks, and 127.0.0.1 is in the default
+// one: here nobody may relay, and the recipient's domain is accepted from
+// anyone instead ([smtp] local_domains; routed on by the smarthost, so the
+// message lands in the queue like smtp-bs's).
+func (b *bench) newSmtpbsChecks() (*handler, error) {
+	if b.dns == nil {
+		d, err := startDNS("127.0.0.1:53")
+		if err != nil {
+			return nil, err
+		}
+		b.dns = d
+	}
+	extra := fmt.Sprintf("\n[smtp]\nrelay_networks = []\nlocal_domains = [%q]\n\n[checks]\nresolver = %q\n\n"+
+		"[checks.dnsbl]\nzones = [%q]\n\n[checks.spf]\nenabled = true\n", rcptDomain, b.dns.addr, dnsblZone)
+	h, err := b.smtpbsHandler("smtp-bs-checks", b.smtpbsBin(), extra)
+	if err != nil {
+		return nil, err
+	}
+	h.queries = b.dns.queries.Load
+	return h, nil
+}
+
+// smtp-bs built with go-smtp's DATA reader before patch 11 (buildP10);
+// nil when the build was skipped.
+func (b *bench) newSmtpbsP10() (*handler, error) {
+	bin := p10Bin(b.bin)
+	if _, err := os.Stat(bin); err != nil {
+		return nil, nil
+	}
+	return b.smtpbsHandler(p10Name, bin, "")
+}
+
+// An -ab handler: another smtp-bs binary, with more TOML appended.
+func (b *bench) newAB(a abHandler) (*handler, error) {
+	extra := ""
+	if a.toml != "" {
+		t, err := os.ReadFile(a.toml)
+		if err != nil {
+			return nil, fmt.Errorf("-ab %s: %w", a.name, err)
+		}
+		extra = "\n" + string(t) + "\n"
+	}
+	h, err := b.smtpbsHandler(a.name, a.bin, extra)
+	if err != nil {
+		return nil, err
+	}
+	// It logs under its program name, as smtp-bs does under its own.
+	h.syslog = filepath.Base(a.bin)
+	b.sink.addTag(h.syslog)
+	return h, nil
+}
+
+// smtpbsHandler is one smtp-bs handler: bin run as mail with the standard
+// config (host name, its own spool, the smarthost) plus extra, TOML
+// appended at the end.
+func (b *bench) smtpbsHandler(name, bin, extra string) (*handler, error) {
+	dir := filepath.Join(b.run, name)
+	h := &handler{name: name, dir: dir, user: "mail", uid: b.mailUID, gid: b.mailGID, syslog: "smtp-bs",
 		spool: filepath.Join(dir, "spool")}
 	cfg := filepath.Join(dir, "smtp-bs.toml")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	toml := fmt.Sprintf("hostname = %q\n\n[spool]\ndir = %q\n\n[delivery]\nsmarthost = \"127.0.0.1:%d\"\n", benchHost, h.spool, sinkPort)
+	toml := fmt.Sprintf("hostname = %q\n\n[spool]\ndir = %q\n\n[delivery]\nsmarthost = \"127.0.0.1:%d\"\n", benchHost, h.spool, sinkPort) + extra
 	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
 		return nil, err
 	}
-	h.argv = []string{b.smtpbsBin(), "-config", cfg}
+	h.argv = []string{bin, "-config", cfg}
 	if b.o.smtpbsEnv != "" {
 		h.env = strings.Split(b.o.smtpbsEnv, ",")
 	}

@@ -19,7 +19,24 @@ type load struct {
 	msgs     int
 }
 
-func (b *bench) loads() []load {
+// loads are the intake loads -loads selects (1-based), all by default.
+func (b *bench) loads() ([]load, error) {
+	all := b.allLoads()
+	if strings.TrimSpace(b.o.loads) == "" {
+		return all, nil
+	}
+	var out []load
+	for _, f := range strings.Split(b.o.loads, ",") {
+		i, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || i < 1 || i > len(all) {
+			return nil, fmt.Errorf("-loads: %q is not a load between 1 and %d", f, len(all))
+		}
+		out = append(out, all[i-1])
+	}
+	return out, nil
+}
+
+func (b *bench) allLoads() []load {
 	if b.o.quick {
 		return []load{
 			{"1 session, 2 KB", 1, 2048, 20},
@@ -44,6 +61,7 @@ type sample struct {
 	spooled  int
 	sent     int
 	logLines int
+	queries  int64 // DNS queries the bench's server answered during the run
 	clientOK bool
 	errText  string
 }
@@ -64,13 +82,17 @@ func (b *bench) intakeRun(h *handler, l load, keep bool) (sample, error) {
 		}
 	}
 	before := h.count()
+	var q0 int64
+	if h.queries != nil {
+		q0 = h.queries()
+	}
 	ln, err := b.startLauncher(h)
 	if err != nil {
 		return sample{}, fmt.Errorf("%s: %w", h.name, err)
 	}
 	b.sink.take()
 	src := b.smtpSource("-A", "-s", strconv.Itoa(l.sessions), "-m", strconv.Itoa(l.msgs), "-l", strconv.Itoa(l.size),
-		"-M", "client.bench.example", "-f", "sender@client.bench.example", "-t", "rcpt@remote.example", ln.addr())
+		"-M", "client.bench.example", "-f", "sender@"+spfSender, "-t", "rcpt@"+rcptDomain, ln.addr())
 	var out bytes.Buffer
 	src.Stdout, src.Stderr = &out, &out
 	t0 := time.Now()
@@ -80,6 +102,9 @@ func (b *bench) intakeRun(h *handler, l load, keep bool) (sample, error) {
 	time.Sleep(5 * time.Millisecond) // the last log datagrams
 	logs := b.sink.take()
 	s := sample{spooled: h.count() - before, sent: l.msgs, clientOK: runErr == nil, logLines: logs[h.syslog]}
+	if h.queries != nil {
+		s.queries = h.queries() - q0
+	}
 	if h.syslog == "sendmail" {
 		s.logLines += logs["sm-mta"]
 	}
@@ -158,7 +183,11 @@ func (b *bench) runIntake(rep *report) error {
 			return err
 		}
 	}
-	for _, l := range b.loads() {
+	loads, err := b.loads()
+	if err != nil {
+		return err
+	}
+	for _, l := range loads {
 		res := &loadResult{load: l, samples: map[string][]sample{}}
 		for r := 0; r < b.o.rounds; r++ {
 			for _, h := range hs {
@@ -167,8 +196,15 @@ func (b *bench) runIntake(rep *report) error {
 					return err
 				}
 				res.samples[h.name] = append(res.samples[h.name], s)
-				logf("intake %-20s round %d %-9s %7.1f msg/s %6.2f ms CPU/msg %6.1f MB %d/%d spooled %s",
-					l.name, r+1, h.name, s.rate, s.cpuMs, float64(s.rssKB)/1024, s.spooled, s.sent, s.errText)
+				dnsNote := ""
+				if h.queries != nil {
+					dnsNote = fmt.Sprintf(" %d DNS queries", s.queries)
+				}
+				logf("intake %-20s round %d %-14s %7.1f msg/s %6.2f ms CPU/msg %6.1f MB %d/%d spooled%s %s",
+					l.name, r+1, h.name, s.rate, s.cpuMs, float64(s.rssKB)/1024, s.spooled, s.sent, dnsNote, s.errText)
+				if h.queries != nil && s.spooled > 0 && s.queries == 0 {
+					return fmt.Errorf("%s: %d messages spooled and no DNS query answered: the DNSBL and SPF checks did not run", h.name, s.spooled)
+				}
 			}
 		}
 		rep.intake = append(rep.intake, res)

@@ -26,7 +26,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"smtp-bs/bench/internal/linked"
 )
+
+// defaultHandlers are the intake handlers in their interleaving order
+// (-ab handlers come right after smtp-bs).
+var defaultHandlers = []string{"smtp-bs", "smtp-bs-tls", "smtp-bs-checks", p10Name, "floor", "floor-libs", "sendmail", "exim"}
 
 type options struct {
 	repo           string
@@ -46,6 +52,9 @@ type options struct {
 	rev            string
 	handlers       string
 	smtpbsEnv      string
+	ab             abFlag
+	loads          string
+	floorLibs      string // inner: what floor-libs links, comma-separated (from outer's go list)
 }
 
 func main() {
@@ -57,10 +66,13 @@ func main() {
 	flag.IntVar(&o.scaleMsgs, "scale-msgs", 100000, "messages in the scale benchmark's spool")
 	flag.IntVar(&o.greetings, "greetings", 40, "connects per handler for the time to greeting")
 	flag.StringVar(&o.only, "only", "greeting,intake,delivery,scale", "comma-separated parts to run")
-	flag.StringVar(&o.handlers, "handlers", "smtp-bs,floor,floor-libs,sendmail,exim", "intake handlers to run (profiling: fewer)")
-	flag.StringVar(&o.smtpbsEnv, "smtp-bs-env", "", "extra environment for smtp-bs, comma-separated (profiling: GODEBUG=..., GOMAXPROCS=1)")
+	flag.StringVar(&o.handlers, "handlers", strings.Join(defaultHandlers, ","), "intake handlers to run (profiling: fewer)")
+	flag.StringVar(&o.smtpbsEnv, "smtp-bs-env", "", "extra environment for every smtp-bs handler, comma-separated (profiling: GODEBUG=..., GOMAXPROCS=1)")
+	flag.Var(&o.ab, "ab", "NAME=BINARY[,TOMLFILE]: an extra handler NAME running BINARY with smtp-bs's config plus TOMLFILE appended, right after smtp-bs (repeatable)")
+	flag.StringVar(&o.loads, "loads", "", "intake loads to run, 1-based indexes, comma-separated (e.g. 2,4); empty: all")
+	flag.StringVar(&o.floorLibs, "floor-libs-list", "", "internal: the libraries floor-libs links")
 	flag.StringVar(&o.rev, "rev", "", "build smtp-bs and qrun from this git revision (e.g. HEAD) instead of the work tree")
-	flag.StringVar(&o.smtpbsBin, "smtp-bs", "", "measure this smtp-bs binary instead of building ./cmd/smtp-bs (A/B runs)")
+	flag.StringVar(&o.smtpbsBin, "smtp-bs", "", "measure this smtp-bs binary (also as smtp-bs-tls and smtp-bs-checks) instead of building ./cmd/smtp-bs")
 	flag.StringVar(&o.qrunBin, "qrun", "", "measure this qrun binary instead of building ./cmd/qrun")
 	flag.BoolVar(&o.quickack, "quickack", true, "turn delayed ACKs off on loopback (as sendmail's queue runner needs)")
 	flag.BoolVar(&o.quick, "quick", false, "a smoke run: few messages, one round")
@@ -127,6 +139,21 @@ func outer(o *options) int {
 	if o.qrunBin == "" {
 		builds = append(builds, []string{"qrun", "./cmd/qrun"})
 	}
+	if strings.Contains(","+o.handlers+",", ","+p10Name+",") && (strings.Contains(o.only, "intake") || strings.Contains(o.only, "greeting")) {
+		if note, err := buildP10(o.repo, src, bin); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 70
+		} else if note != "" {
+			fmt.Fprintln(os.Stderr, "bench: note:", note)
+		}
+	} else {
+		os.Remove(p10Bin(bin))
+	}
+	libs, err := linked.Libraries(o.repo, "./cmd/smtp-bs")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 70
+	}
 	for _, b := range builds {
 		dir := src
 		if strings.HasPrefix(b[0], "floor") {
@@ -146,7 +173,7 @@ func outer(o *options) int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 70
 	}
-	args := append([]string{"-inner"}, os.Args[1:]...)
+	args := append([]string{"-inner", "-floor-libs-list", strings.Join(libs, ",")}, os.Args[1:]...)
 	cmd := exec.Command(self, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -176,6 +203,9 @@ func inner(o *options) int {
 		parts[strings.TrimSpace(p)] = true
 	}
 	rep := &report{opts: o, started: started, load0: loadavg()}
+	for _, h := range b.handlers {
+		rep.order = append(rep.order, h.name)
+	}
 	if parts["greeting"] {
 		if err := b.runGreeting(rep); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: greeting:", err)

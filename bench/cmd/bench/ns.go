@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -134,6 +135,7 @@ func sh(name string, args ...string) error {
 type syslogSink struct {
 	conn *net.UnixConn
 	mu   sync.Mutex
+	tags []string // programs whose lines are counted, by the tag they log with
 	n    map[string]int
 	last map[string]string
 }
@@ -146,13 +148,19 @@ func listenSyslog(path string) (*syslogSink, error) {
 	}
 	os.Chmod(path, 0o666)
 	c.SetReadBuffer(4 << 20)
-	s := &syslogSink{conn: c, n: map[string]int{}, last: map[string]string{}}
+	s := &syslogSink{conn: c, tags: []string{"smtp-bs", "qrun", "sendmail", "sm-mta", "exim"}, n: map[string]int{}, last: map[string]string{}}
 	go s.loop()
 	return s, nil
 }
 
-// programs whose lines are counted, by the tag they log with.
-var syslogTags = []string{"smtp-bs", "qrun", "sendmail", "sm-mta", "exim"}
+// addTag counts the lines of one more program (an -ab binary's name).
+func (s *syslogSink) addTag(tag string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !slices.Contains(s.tags, tag) {
+		s.tags = append(s.tags, tag)
+	}
+}
 
 func (s *syslogSink) loop() {
 	buf := make([]byte, 64<<10)
@@ -163,13 +171,13 @@ func (s *syslogSink) loop() {
 		}
 		head := string(buf[:min(n, 200)])
 		tag := "other"
-		for _, t := range syslogTags {
+		s.mu.Lock()
+		for _, t := range s.tags {
 			if strings.Contains(head, " "+t+"[") || strings.Contains(head, " "+t+":") {
 				tag = t
 				break
 			}
 		}
-		s.mu.Lock()
 		s.n[tag]++
 		s.last[tag] = string(buf[:min(n, 400)])
 		s.mu.Unlock()

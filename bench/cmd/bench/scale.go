@@ -118,7 +118,7 @@ func (b *bench) runScale(rep *report) error {
 	full.argv = []string{b.smtpbsBin(), "-config", cfg}
 	full.spool = spoolDir
 	full.count = func() int { return countDir(filepath.Join(spoolDir, "queue"), nil) }
-	l := b.loads()[1] // 8 sessions, 2 KB
+	l := b.allLoads()[1] // 8 sessions, 2 KB
 	for r := 0; r < b.o.rounds; r++ {
 		e, err := b.intakeRun(b.smtpbs, l, false)
 		if err != nil {
