@@ -165,7 +165,6 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	return nil
 }
 
-
 // backend is go-smtp's Backend and holds what lasts for the whole
 // connection: the client, its relay grant, the counters, the guard.
 // go-smtp calls NewSession at the first HELO/EHLO and again at the first
