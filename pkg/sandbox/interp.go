@@ -2,7 +2,8 @@ package sandbox
 
 import (
 	"bytes"
-	"debug/elf"
+	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,17 +61,71 @@ func interpreterOf(path string) string {
 		}
 		return ""
 	}
-	ef, err := elf.NewFile(f)
-	if err != nil {
+	return elfInterp(f)
+}
+
+// elfInterp is the PT_INTERP path of an ELF file; "" when there is none
+// or the file is not ELF. It reads only the program headers: debug/elf
+// would do, but it links DWARF, zlib and zstd readers (and their package
+// init) into every smtp-bs process, which never runs this.
+func elfInterp(r io.ReaderAt) string {
+	var id [16]byte
+	if _, err := r.ReadAt(id[:], 0); err != nil || string(id[:4]) != "\x7fELF" {
 		return ""
 	}
-	for _, p := range ef.Progs {
-		if p.Type == elf.PT_INTERP {
-			b := make([]byte, p.Filesz)
-			if _, err := p.ReadAt(b, 0); err == nil {
-				return string(bytes.TrimRight(b, "\x00"))
-			}
+	var bo binary.ByteOrder
+	switch id[5] {
+	case 1:
+		bo = binary.LittleEndian
+	case 2:
+		bo = binary.BigEndian
+	default:
+		return ""
+	}
+	// Offsets of e_phoff, e_phentsize, e_phnum and of a program header's
+	// p_offset and p_filesz, for ELFCLASS32 and ELFCLASS64.
+	var hdr [64]byte
+	if _, err := r.ReadAt(hdr[:], 0); err != nil && err != io.EOF {
+		return ""
+	}
+	var phoff uint64
+	var entsize, num int
+	is64 := id[4] == 2
+	switch {
+	case id[4] == 1:
+		phoff = uint64(bo.Uint32(hdr[28:]))
+		entsize, num = int(bo.Uint16(hdr[42:])), int(bo.Uint16(hdr[44:]))
+	case is64:
+		phoff = bo.Uint64(hdr[32:])
+		entsize, num = int(bo.Uint16(hdr[54:])), int(bo.Uint16(hdr[56:]))
+	default:
+		return ""
+	}
+	if (is64 && entsize < 56) || (!is64 && entsize < 32) || num > 256 {
+		return ""
+	}
+	ph := make([]byte, entsize)
+	for i := range num {
+		if _, err := r.ReadAt(ph, int64(phoff)+int64(i*entsize)); err != nil {
+			return ""
 		}
+		if bo.Uint32(ph) != 3 { // PT_INTERP
+			continue
+		}
+		var off, size uint64
+		if is64 {
+			off, size = bo.Uint64(ph[8:]), bo.Uint64(ph[32:])
+		} else {
+			off, size = uint64(bo.Uint32(ph[4:])), uint64(bo.Uint32(ph[16:]))
+		}
+		if size == 0 || size > 4096 || off > 1<<40 {
+			return ""
+		}
+		b := make([]byte, size)
+		if _, err := r.ReadAt(b, int64(off)); err != nil {
+			return ""
+		}
+		return string(bytes.TrimRight(b, "\x00"))
 	}
 	return ""
 }
