@@ -122,8 +122,7 @@ func run() int {
 		return sysexits.OK
 	}
 	if cfg.Chroot.Dir != "" && !jail && !chrootUnavailable(cfg, log) {
-		fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
-		conn.Close()
+		refuseConfig(conn, cfg.Hostname)
 		return sysexits.NoPerm
 	}
 	client := session.Client{Addr: conn.Peer, Local: conn.Local}
@@ -166,9 +165,20 @@ func run() int {
 		srv.Checks = &session.Checks{Resolver: dnsclient.New(cfg.Checks.Resolver)}
 	}
 	if code := loadSecrets(cfg, srv, log); code != sysexits.OK {
-		fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
-		conn.Close()
+		refuseConfig(conn, cfg.Hostname)
 		return code
+	}
+	// The client is to be served, and the TLS pair and credentials look
+	// right (a broken one still gets a 421 greeting): greet it now, and
+	// connect the milters, open the spool and enter the sandbox while it
+	// answers. Not while still root, before a chroot. Nothing the client
+	// sends is read before the sandbox is in place.
+	if sandboxMissing(cfg, log) {
+		refuseConfig(conn, cfg.Hostname)
+		return sysexits.NoPerm
+	}
+	if !jail && !srv.Greet(conn, client) {
+		return sysexits.OK
 	}
 	if len(cfg.Milters) > 0 {
 		if srv.Milters, err = openMilters(cfg, id, jail, client, log); err != nil {
@@ -182,8 +192,7 @@ func run() int {
 	if jail {
 		inside, err := enterJail(cfg, id, log)
 		if err != nil {
-			fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
-			conn.Close()
+			refuseConfig(conn, cfg.Hostname)
 			return sysexits.NoPerm
 		}
 		if inside {
@@ -199,8 +208,7 @@ func run() int {
 	}
 	srv.Spool = sp
 	if !confine(cfg, spoolDir, log) {
-		fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", cfg.Hostname)
-		conn.Close()
+		refuseConfig(conn, cfg.Hostname)
 		return sysexits.NoPerm
 	}
 	// No SIGTERM handler: a stop ends the process as a crash would, which
@@ -214,6 +222,13 @@ func run() int {
 }
 
 func progName() string { return filepath.Base(os.Args[0]) }
+
+// refuseConfig tells the client to come back later, as a greeting or in
+// place of the reply to its next command, and ends the connection.
+func refuseConfig(conn net.Conn, hostname string) {
+	fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", hostname)
+	conn.Close()
+}
 
 // loadSecrets reads the TLS pair and the credentials file into srv, at the
 // start of every connection: a renewed certificate or an edited file is

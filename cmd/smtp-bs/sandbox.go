@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
@@ -32,4 +33,20 @@ func confine(cfg *config.Config, spoolDir string, log *maillog.Logger) bool {
 		log.Event(maillog.Warning, "sandbox", "level", l, "not_enforced", strings.Join(l.Missing, "; "))
 	}
 	return true
+}
+
+// sandboxMissing reports, before the greeting, a sandbox that [sandbox]
+// required demands and this kernel cannot give: the client then gets a
+// 421 greeting rather than a 220 and a 421 at its first command. confine
+// applies the sandbox itself after the greeting.
+func sandboxMissing(cfg *config.Config, log *maillog.Logger) bool {
+	if !cfg.Sandbox.Enabled || !cfg.Sandbox.Required {
+		return false
+	}
+	if l := sandbox.Available(); !l.Full() {
+		log.Event(maillog.Error, "sandbox", "result", "refused", "level", l, "err",
+			fmt.Errorf("%w: %s (%s)", sandbox.ErrIncomplete, l, strings.Join(l.Missing, "; ")))
+		return true
+	}
+	return false
 }

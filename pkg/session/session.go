@@ -1,7 +1,7 @@
 // Package session is smtp-bs's SMTP policy on top of go-smtp.
 //
-// One process serves one connection: Serve hands go-smtp a listener that
-// yields that connection once. The policy: recipients in a local domain
+// One process serves one connection: Greet may send the greeting early,
+// and Serve runs the session on it with go-smtp. The policy: recipients in a local domain
 // are accepted from anyone; any other recipient only from a client in
 // relay_networks or a local submission. Address tricks that have made open
 // relays (%-hack, !-paths, source routes, quoted @, trailing dots, address
@@ -68,22 +68,82 @@ type Server struct {
 	Checks *Checks
 
 	insecureAuth bool // tests only: AUTH without TLS
+
+	greeted bool      // Greet wrote the greeting
+	start   time.Time // when Greet began
+}
+
+// Greet writes the greeting to a plaintext network client as soon as the
+// process knows it will serve it, before it loads what only commands
+// need (the TLS pair, the spool, milters, its sandbox): the client reads
+// the 220 and composes its EHLO meanwhile, so that work leaves the time
+// to greeting. It logs the connection and refuses an early talker first,
+// as Serve would. false: the session is over (the client was refused).
+// Serve then goes on from the client's first command.
+func (s *Server) Greet(conn net.Conn, client Client) bool {
+	if s.Implicit || client.Local {
+		return true // nothing to greet early: Serve greets
+	}
+	s.start = s.now()()
+	if !s.open(conn, client, s.start) {
+		return false
+	}
+	conn.SetWriteDeadline(s.start.Add(s.Config.SMTP.CommandTimeout.Duration))
+	_, err := fmt.Fprintf(conn, "220 %s ESMTP Service Ready\r\n", s.Config.Hostname)
+	conn.SetWriteDeadline(time.Time{})
+	s.greeted = err == nil
+	return err == nil
+}
+
+func (s *Server) now() func() time.Time {
+	if s.Now != nil {
+		return s.Now
+	}
+	return time.Now
+}
+
+// open logs the connection and refuses a plaintext network client that
+// talked before the greeting. false: the session is over.
+func (s *Server) open(conn net.Conn, client Client, start time.Time) bool {
+	relay := s.relayAllowed(client)
+	s.Log.Event(maillog.Info, "connect", "peer", client, "relay", relay)
+	if client.Local || s.Implicit {
+		return true
+	}
+	wait := s.Config.SMTP.PregreetWait.Duration
+	if relay {
+		wait = 0
+	}
+	if earlyTalk(conn, wait) {
+		s.Log.Event(maillog.Warning, "reject", "stage", "greeting", "peer", client, "code", errEarlyTalker.Code,
+			"reason", "client talked before the greeting")
+		refuseEarly(conn, s.Config.Hostname)
+		s.Log.Event(maillog.Info, "disconnect", "peer", client, "messages", 0, "errors", 1,
+			"seconds", fmt.Sprintf("%.3f", s.now()().Sub(start).Seconds()))
+		return false
+	}
+	return true
+}
+
+func (s *Server) relayAllowed(client Client) bool {
+	cfg := s.Config.SMTP
+	return client.Local || client.Relay || (client.Addr.IsValid() && cfg.RelayAllowed(client.Addr))
 }
 
 // Serve runs one SMTP session on conn and returns when it is over.
 func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error {
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
+	now := s.now()
 	cfg := s.Config.SMTP
 	start := now()
+	if s.greeted {
+		start = s.start
+	}
 	hardEnd := start.Add(cfg.SessionTimeout.Duration)
 	b := &backend{srv: s, client: client, now: now}
-	b.relay = client.Local || client.Relay || (client.Addr.IsValid() && cfg.RelayAllowed(client.Addr))
+	b.relay = s.relayAllowed(client)
 
-	s.Log.Event(maillog.Info, "connect", "peer", client, "relay", b.relay)
 	if s.Implicit && s.TLS != nil {
+		s.Log.Event(maillog.Info, "connect", "peer", client, "relay", b.relay)
 		// TLS below the guard: the client speaks first (its hello), so
 		// there is no early-talker check, and the guard sees plaintext.
 		tc, err := handshake(conn, s.TLS, start.Add(cfg.CommandTimeout.Duration), hardEnd)
@@ -94,24 +154,16 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 			return nil
 		}
 		b.tlsConn, conn = tc, tc
-	} else if !client.Local {
-		wait := cfg.PregreetWait.Duration
-		if b.relay {
-			wait = 0
-		}
-		if earlyTalk(conn, wait) {
-			s.Log.Event(maillog.Warning, "reject", "stage", "greeting", "peer", client, "code", errEarlyTalker.Code,
-				"reason", "client talked before the greeting")
-			refuseEarly(conn, s.Config.Hostname)
-			s.Log.Event(maillog.Info, "disconnect", "peer", client, "messages", 0, "errors", 1,
-				"seconds", fmt.Sprintf("%.3f", now().Sub(start).Seconds()))
-			return nil
-		}
+	} else if !s.greeted && !s.open(conn, client, start) {
+		return nil
 	}
 
 	g := newGuardConn(conn, hardEnd)
 	g.tlsFailed = func() {
 		s.Log.Event(maillog.Warning, "reject", "stage", "tls", "peer", client, "reason", "STARTTLS handshake failed")
+	}
+	if s.greeted {
+		g.replies = 1 // the greeting, written by Greet
 	}
 	b.guard = g
 
@@ -140,6 +192,7 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	// it on a session without TLS.
 	srv.EnableREQUIRETLS = s.TLS != nil
 	srv.ErrorLog = s.Log
+	srv.Greeted = s.greeted
 
 	// The session runs on this goroutine (go-smtp patch 12): a goroutine
 	// of its own would wake a second thread, only to hand it the greeting.

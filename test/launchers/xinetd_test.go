@@ -111,6 +111,12 @@ func TestXinetd(t *testing.T) {
 	if len(got.Groups) != 0 {
 		t.Errorf("groups = no, yet the session has supplementary groups %v", got.Groups)
 	}
+	// The entry's env reaches the session (one P: bench/README.md).
+	if environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid)); err != nil {
+		t.Error(err)
+	} else if !strings.Contains("\x00"+string(environ), "\x00GOMAXPROCS=1\x00") {
+		t.Errorf("the session's environment lacks the entry's GOMAXPROCS=1: %q", environ)
+	}
 	id := sendAndQuit(t, d, "via xinetd")
 	queuedFiles(t, env.SpoolDir, id)
 	assertSpoolMail(t, env.SpoolDir, m)

@@ -9,12 +9,14 @@ package sandbox_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,8 +110,8 @@ func results(t *testing.T, out string) map[string]string {
 	return r
 }
 
-// dead waits for the server to close a connection that a killed session
-// held, and returns what it had sent.
+// dead says EHLO, waits for the server to close a connection that a
+// killed session held, and returns what it had sent.
 func dead(t *testing.T, addr string) string {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -118,7 +120,19 @@ func dead(t *testing.T, addr string) string {
 	}
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	// After the greeting (a command before it is an early talker's), if
+	// the greeting comes before the probe.
+	greeting := make([]byte, 512)
+	n, _ := c.Read(greeting)
+	greeting = greeting[:n]
+	if n > 0 {
+		io.WriteString(c, "EHLO attacker.test\r\n")
+	}
 	b, err := io.ReadAll(c)
+	b = append(greeting, b...)
+	if errors.Is(err, syscall.ECONNRESET) {
+		err = nil // killed with our EHLO unread: the kernel resets
+	}
 	if err != nil {
 		t.Fatalf("the connection of a session that should have died stayed open: %v (read %q)", err, b)
 	}
@@ -141,13 +155,15 @@ func exploitSessions(t *testing.T, env *testenv.Env, w *probeWorld, addr string)
 	spoolParent := "write:" + filepath.Join(env.SpoolDir, "data", "planted")
 	out := w.arm(t, passwd, other, write, spoolParent, connect)
 	d := testenv.Dial(t, addr, 220)
+	// The greeting may come before the sandbox (smtp-bs greets early);
+	// the reply to the first command cannot.
+	d.Cmd("EHLO attacker.test", 250)
 	r := results(t, out)
 	for _, a := range []string{passwd, other, write, spoolParent, connect} {
 		if r[a] != "EACCES" {
 			t.Errorf("%s: %q, want EACCES (refused by Landlock)", a, r[a])
 		}
 	}
-	d.Cmd("EHLO attacker.test", 250)
 	d.Cmd("MAIL FROM:<x@attacker.test>", 250)
 	d.Cmd("RCPT TO:<y@elsewhere.example>", 250)
 	d.Cmd("DATA", 354)
@@ -155,12 +171,13 @@ func exploitSessions(t *testing.T, env *testenv.Env, w *probeWorld, addr string)
 	d.Expect(250)
 	d.Cmd("QUIT", 221)
 
-	// exec and ptrace: the process dies at the call, before its greeting;
-	// nothing after the call runs (no result line, no shell output).
+	// exec and ptrace: the process dies at the call, before it answers
+	// the client's first command; nothing after the call runs (no result
+	// line, no shell output).
 	for _, a := range []string{"exec:/bin/sh", "ptrace:parent"} {
 		out := w.arm(t, a)
 		got := dead(t, addr)
-		if strings.Contains(got, "220") || strings.Contains(got, "escaped") {
+		if strings.Contains(got, "250") || strings.Contains(got, "escaped") {
 			t.Errorf("%s: the session went on: %q", a, got)
 		}
 		if res, ok := results(t, out)[a]; !ok || res != "" {

@@ -275,3 +275,35 @@ func TestServerServeConn(t *testing.T) {
 		t.Error("ServeConn after Close left the connection open")
 	}
 }
+
+// Patch 13: with Greeted, the session starts by reading the client's
+// first command; the caller wrote the greeting.
+func TestServerGreeted(t *testing.T) {
+	be := new(backend)
+	s := smtp.NewServer(be)
+	s.Domain = "localhost"
+	s.Greeted = true
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(server, "220 early greeting\r\n")
+	go s.ServeConn(server)
+	scanner := bufio.NewScanner(client)
+	if !scanner.Scan() || scanner.Text() != "220 early greeting" {
+		t.Fatalf("greeting: %q", scanner.Text())
+	}
+	// The next line the client reads answers its EHLO: no second 220.
+	expect(t, cmd(t, client, scanner, "EHLO client"), "250 ")
+	expect(t, cmd(t, client, scanner, "QUIT"), "221 ")
+}

@@ -42,10 +42,16 @@ type Server struct {
 	// reply to a too long line and the connection is closed.
 	MaxCommandLineLength int
 	AllowInsecureAuth    bool
-	Debug                io.Writer
-	ErrorLog             Logger
-	ReadTimeout          time.Duration
-	WriteTimeout         time.Duration
+	// Greeted, for a plaintext connection, says that the caller has
+	// already written the 220 greeting (for a server started per
+	// connection, which greets as soon as it knows it will serve the
+	// client and loads the rest while the client composes its EHLO). The
+	// session starts by reading the client's first command.
+	Greeted      bool
+	Debug        io.Writer
+	ErrorLog     Logger
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
 
 	// Advertise SMTPUTF8 (RFC 6531) capability.
 	// Should be used only if backend supports it.
@@ -197,7 +203,9 @@ func (s *Server) handleConn(c *Conn) error {
 		}
 	}
 
-	c.greet()
+	if _, isTLS := c.conn.(*tls.Conn); !s.Greeted || isTLS {
+		c.greet()
+	}
 
 	for {
 		line, err := c.readLine()
