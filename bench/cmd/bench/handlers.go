@@ -83,7 +83,7 @@ func newBench(o *options) (*bench, error) {
 	for _, a := range o.ab {
 		makers = append(makers, func() (*handler, error) { return b.newAB(a) })
 	}
-	makers = append(makers, b.newSmtpbsTLS, b.newSmtpbsChecks, b.newSmtpbsP10, b.newFloor, b.newFloorLibs, b.newSendmail, b.newExim)
+	makers = append(makers, b.newSmtpbsTLS, b.newSmtpbsChecks, b.newSmtpbsP10, b.newFloor, b.newFloorLibs, b.newFloorCode, b.newSendmail, b.newExim)
 	for _, mk := range makers {
 		h, err := mk()
 		if err != nil {
@@ -288,6 +288,11 @@ func (b *bench) newFloor() (*handler, error) { return b.floorHandler("floor") }
 // and the same work: between the floor and smtp-bs, it shows how much of
 // the gap linking them costs and how much is smtp-bs's own.
 func (b *bench) newFloorLibs() (*handler, error) { return b.floorHandler("floor-libs") }
+
+// floor-libs also linking what cmd/smtp-bs calls, never calling it
+// (bench/cmd/floor/code.go): over floor-libs, what a larger program costs
+// each start; under smtp-bs, the work smtp-bs does.
+func (b *bench) newFloorCode() (*handler, error) { return b.floorHandler("floor-code") }
 
 func (b *bench) floorHandler(name string) (*handler, error) {
 	dir := filepath.Join(b.run, name)

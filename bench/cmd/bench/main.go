@@ -32,7 +32,7 @@ import (
 
 // defaultHandlers are the intake handlers in their interleaving order
 // (-ab handlers come right after smtp-bs).
-var defaultHandlers = []string{"smtp-bs", "smtp-bs-tls", "smtp-bs-checks", p10Name, "floor", "floor-libs", "sendmail", "exim"}
+var defaultHandlers = []string{"smtp-bs", "smtp-bs-tls", "smtp-bs-checks", p10Name, "floor", "floor-libs", "floor-code", "sendmail", "exim"}
 
 type options struct {
 	repo           string
@@ -132,7 +132,8 @@ func outer(o *options) int {
 			return 70
 		}
 	}
-	builds := [][]string{{"floor", "./bench/cmd/floor"}, {"floor-libs", "./bench/cmd/floor", "-tags=floorlibs"}}
+	builds := [][]string{{"floor", "./bench/cmd/floor"}, {"floor-libs", "./bench/cmd/floor", "-tags=floorlibs"},
+		{"floor-code", "./bench/cmd/floor", "-tags=floorlibs,floorcode"}}
 	if o.smtpbsBin == "" {
 		builds = append(builds, []string{"smtp-bs", "./cmd/smtp-bs"})
 	}
