@@ -1,11 +1,8 @@
 package main
 
 import (
-	"go/parser"
-	"go/token"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -27,15 +24,7 @@ func TestCodeCoversSmtpBs(t *testing.T) {
 	if len(want) == 0 {
 		t.Fatal("go list found no package of ours in cmd/smtp-bs")
 	}
-	f, err := parser.ParseFile(token.NewFileSet(), "code.go", nil, parser.ImportsOnly)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, imp := range f.Imports {
-		p, _ := strconv.Unquote(imp.Path.Value)
-		got = append(got, p)
-	}
+	got := fileImports(t, "code.go")
 	for _, p := range want {
 		if !slices.Contains(got, p) {
 			t.Errorf("code.go does not link %s, which cmd/smtp-bs imports", p)

@@ -22,18 +22,7 @@ func TestLibsMatchSmtpBs(t *testing.T) {
 	if len(want) == 0 {
 		t.Fatal("go list found no libraries in cmd/smtp-bs")
 	}
-	f, err := parser.ParseFile(token.NewFileSet(), "libs.go", nil, parser.ImportsOnly)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, imp := range f.Imports {
-		p, err := strconv.Unquote(imp.Path.Value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, p)
-	}
+	got := fileImports(t, "libs.go")
 	var missing, extra []string
 	for _, w := range want {
 		if !slices.Contains(got, w) {
@@ -49,4 +38,22 @@ func TestLibsMatchSmtpBs(t *testing.T) {
 		t.Fatalf("bench/cmd/floor/libs.go has drifted from what cmd/smtp-bs imports:\nmissing (add a blank import): %s\nextra (remove): %s",
 			strings.Join(missing, ", "), strings.Join(extra, ", "))
 	}
+}
+
+// fileImports lists the packages the Go file name imports.
+func fileImports(t *testing.T, name string) []string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, imp := range f.Imports {
+		p, err := strconv.Unquote(imp.Path.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p)
+	}
+	return got
 }
