@@ -4,14 +4,14 @@ import (
 	"strings"
 	"testing"
 
-	"smtp-bs/internal/testenv"
+	"smtp-bs/internal/dnstest"
 	"smtp-bs/pkg/config"
 	"smtp-bs/pkg/tlspolicy"
 )
 
 // -check warns when DANE is on but the resolver is not a local validating one.
 func TestTLSPolicyResolverWarning(t *testing.T) {
-	dns := testenv.NewDNSServer(t)
+	dns := dnstest.Start(t)
 	dns.Add(t, ". 300 IN NS a.root-servers.net.")
 	run := func(resolver string) *Report {
 		cfg, err := config.Parse("test", []byte("[delivery]\nresolver = \""+resolver+"\"\n"))

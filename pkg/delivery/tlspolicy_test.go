@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"smtp-bs/internal/dnstest"
 	"smtp-bs/internal/testenv"
 	"smtp-bs/pkg/spool"
 	"smtp-bs/pkg/tlspolicy"
@@ -20,7 +21,7 @@ import (
 // mx.example.test is a sink on 127.0.0.1, named by a DNS server on
 // 127.0.0.1 that signs what the test says.
 type daneWorld struct {
-	dns  *testenv.DNSServer
+	dns  *dnstest.Server
 	ca   *testenv.CA
 	sink *testenv.Sink
 	port string
@@ -33,7 +34,7 @@ type daneWorld struct {
 // newDANEWorld starts the sink: with STARTTLS (a leaf for mx.example.test
 // from a test CA, the CA certificate sent in the chain) unless noTLS.
 func newDANEWorld(t *testing.T, noTLS bool, leafName string) *daneWorld {
-	w := &daneWorld{dns: testenv.NewDNSServer(t), ca: testenv.NewCA(t, t.TempDir()), dir: t.TempDir()}
+	w := &daneWorld{dns: dnstest.Start(t), ca: testenv.NewCA(t, t.TempDir()), dir: t.TempDir()}
 	pair, _, _ := w.ca.Leaf(t, leafName)
 	pair.Certificate = append(pair.Certificate, w.ca.Cert.Raw)
 	w.leaf, _ = x509.ParseCertificate(pair.Certificate[0])

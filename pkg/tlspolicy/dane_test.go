@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"smtp-bs/internal/testenv"
+	"smtp-bs/internal/dnstest"
 )
 
 func TestTrustedResolver(t *testing.T) {
@@ -30,7 +30,7 @@ func TestTrustedResolver(t *testing.T) {
 // The AD bit of a resolver that is not trusted counts for nothing: signed
 // TLSA records seen through it are not applied.
 func TestUntrustedResolverIgnoresAD(t *testing.T) {
-	dns := testenv.NewDNSServer(t)
+	dns := dnstest.Start(t)
 	dns.Add(t, "example.test. 300 IN MX 10 mx.example.test.", "mx.example.test. 300 IN A 127.0.0.1",
 		"_25._tcp.mx.example.test. 300 IN TLSA 3 1 1 0000000000000000000000000000000000000000000000000000000000000000")
 	dns.Sign("example.test")
@@ -66,7 +66,7 @@ func TestAddressLiteralNoPolicy(t *testing.T) {
 // once per run with its reason); a "verified" one demands a verified
 // certificate though it publishes nothing.
 func TestOverrides(t *testing.T) {
-	dns := testenv.NewDNSServer(t)
+	dns := dnstest.Start(t)
 	dns.Add(t, "example.test. 300 IN MX 10 mx.example.test.", "mx.example.test. 300 IN A 127.0.0.1",
 		"_25._tcp.mx.example.test. 300 IN TLSA 3 1 1 0000000000000000000000000000000000000000000000000000000000000000",
 		"partner.test. 300 IN MX 10 mx.partner.test.", "mx.partner.test. 300 IN A 127.0.0.1")

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"smtp-bs/internal/dnstest"
 	"smtp-bs/internal/testenv"
 	"smtp-bs/pkg/spool"
 )
@@ -23,7 +24,7 @@ import (
 // zone with a DANE-EE record for the certificate of a STARTTLS sink.
 func world(t *testing.T, sink *testenv.Sink, spki []byte) *testenv.Env {
 	_, port, _ := net.SplitHostPort(sink.Addr)
-	dns := testenv.NewDNSServer(t)
+	dns := dnstest.Start(t)
 	h := sha256.Sum256(spki)
 	dns.Add(t, "example.test. 300 IN MX 10 mx.example.test.", "mx.example.test. 300 IN A 127.0.0.1",
 		"_"+port+"._tcp.mx.example.test. 300 IN TLSA 3 1 1 "+hex.EncodeToString(h[:]))
@@ -116,7 +117,7 @@ func TestTLSForget(t *testing.T) {
 func TestTLSRPTSentByQrun(t *testing.T) {
 	sink, _ := tlsSink(t)
 	_, port, _ := net.SplitHostPort(sink.Addr)
-	dns := testenv.NewDNSServer(t)
+	dns := dnstest.Start(t)
 	dns.Add(t, "example.test. 300 IN MX 10 mx.example.test.", "mx.example.test. 300 IN A 127.0.0.1",
 		`_smtp._tls.example.test. 300 IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@example.test"`)
 	e := testenv.New(t)
