@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -202,8 +203,7 @@ func run() int {
 	sp, err := spool.Open(spoolDir, spool.Ops{})
 	if err != nil {
 		log.Event(maillog.Error, "error", "stage", "spool", "err", err)
-		fmt.Fprintf(conn, "421 4.3.0 %s Service temporarily unavailable\r\n", cfg.Hostname)
-		conn.Close()
+		refuse(conn, fmt.Sprintf("421 4.3.0 %s Service temporarily unavailable", cfg.Hostname))
 		return sysexits.TempFail
 	}
 	srv.Spool = sp
@@ -226,8 +226,26 @@ func progName() string { return filepath.Base(os.Args[0]) }
 // refuseConfig tells the client to come back later, as a greeting or in
 // place of the reply to its next command, and ends the connection.
 func refuseConfig(conn net.Conn, hostname string) {
-	fmt.Fprintf(conn, "421 4.3.0 %s Service not available (local configuration problem), try again later\r\n", hostname)
-	conn.Close()
+	refuse(conn, fmt.Sprintf("421 4.3.0 %s Service not available (local configuration problem), try again later", hostname))
+}
+
+// refuse writes the reply line, half-closes and discards what the client
+// sends for a moment before it closes: after an early greeting the
+// client's EHLO may be waiting unread, and closing over unread input
+// makes the kernel reset the connection, which can destroy the reply
+// before the client reads it. Nothing read is parsed.
+func refuse(conn net.Conn, line string) {
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := fmt.Fprintf(conn, "%s\r\n", line); err != nil {
+		return
+	}
+	if lc, ok := conn.(*launcher.Conn); ok {
+		if cw, ok := lc.Conn.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	}
+	io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
 }
 
 // loadSecrets reads the TLS pair and the credentials file into srv, at the
