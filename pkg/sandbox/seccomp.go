@@ -56,6 +56,12 @@ func loadSeccomp(p Profile) error {
 	if err != nil {
 		return fmt.Errorf("%s profile: %w", p, err)
 	}
+	// no_new_privs is a thread's: the filter must be loaded from the thread
+	// that set it, and the scheduler may move a goroutine between any two
+	// system calls (it did, under strace, where each call is slow: the
+	// load then failed with EACCES).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
