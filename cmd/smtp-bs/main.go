@@ -203,12 +203,12 @@ func run() int {
 	sp, err := spool.Open(spoolDir, spool.Ops{})
 	if err != nil {
 		log.Event(maillog.Error, "error", "stage", "spool", "err", err)
-		refuse(conn, fmt.Sprintf("421 4.3.0 %s Service temporarily unavailable", cfg.Hostname))
+		refuseLater(conn, fmt.Sprintf("421 4.3.0 %s Service temporarily unavailable", cfg.Hostname))
 		return sysexits.TempFail
 	}
 	srv.Spool = sp
 	if !confine(cfg, spoolDir, log) {
-		refuseConfig(conn, cfg.Hostname)
+		refuseLater(conn, configProblem(cfg.Hostname))
 		return sysexits.NoPerm
 	}
 	// No SIGTERM handler: a stop ends the process as a crash would, which
@@ -223,18 +223,27 @@ func run() int {
 
 func progName() string { return filepath.Base(os.Args[0]) }
 
-// refuseConfig tells the client to come back later, as a greeting or in
-// place of the reply to its next command, and ends the connection.
-func refuseConfig(conn net.Conn, hostname string) {
-	refuse(conn, fmt.Sprintf("421 4.3.0 %s Service not available (local configuration problem), try again later", hostname))
+// configProblem is the 421 for a configuration the session cannot run
+// with.
+func configProblem(hostname string) string {
+	return fmt.Sprintf("421 4.3.0 %s Service not available (local configuration problem), try again later", hostname)
 }
 
-// refuse writes the reply line, half-closes and discards what the client
-// sends for a moment before it closes: after an early greeting the
+// refuseConfig answers configProblem in place of the greeting and ends
+// the connection. The client has sent nothing yet, and the process may
+// still be root (a failed chroot): nothing is read.
+func refuseConfig(conn net.Conn, hostname string) {
+	fmt.Fprintf(conn, "%s\r\n", configProblem(hostname))
+	conn.Close()
+}
+
+// refuseLater answers line after the greeting (Greet sent it early), in
+// place of the reply to the client's first command. It half-closes and
+// discards what the client sends for a moment before it closes: the
 // client's EHLO may be waiting unread, and closing over unread input
 // makes the kernel reset the connection, which can destroy the reply
 // before the client reads it. Nothing read is parsed.
-func refuse(conn net.Conn, line string) {
+func refuseLater(conn net.Conn, line string) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(time.Second))
 	if _, err := fmt.Fprintf(conn, "%s\r\n", line); err != nil {

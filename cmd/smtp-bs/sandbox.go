@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"time"
@@ -43,9 +42,8 @@ func sandboxMissing(cfg *config.Config, log *maillog.Logger) bool {
 	if !cfg.Sandbox.Enabled || !cfg.Sandbox.Required {
 		return false
 	}
-	if l := sandbox.Available(); !l.Full() {
-		log.Event(maillog.Error, "sandbox", "result", "refused", "level", l, "err",
-			fmt.Errorf("%w: %s (%s)", sandbox.ErrIncomplete, l, strings.Join(l.Missing, "; ")))
+	if l, err := sandbox.Demand(true); err != nil {
+		log.Event(maillog.Error, "sandbox", "result", "refused", "level", l, "err", err)
 		return true
 	}
 	return false

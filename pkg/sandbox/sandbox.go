@@ -147,14 +147,25 @@ func Available() Level {
 // kernel (probe_failpoint.go).
 var pretend func(Level) Level
 
+// Demand is what this kernel offers, and ErrIncomplete when required
+// and it is not full confinement: what Apply checks first, for a caller
+// that must know before it goes on (smtp-bs, before its greeting).
+func Demand(required bool) (Level, error) {
+	avail := Available()
+	if required && !avail.Full() {
+		return avail, fmt.Errorf("%w: %s (%s)", ErrIncomplete, avail, strings.Join(avail.Missing, "; "))
+	}
+	return avail, nil
+}
+
 // Apply confines the calling process (all its threads) to p, and returns
 // what is in force. An error means nothing more than Landlock (when it
 // was applied) is in force and the caller must not go on: under Required
 // that is ErrIncomplete before anything is applied.
 func Apply(p Policy) (Level, error) {
-	avail := Available()
-	if p.Required && !avail.Full() {
-		return avail, fmt.Errorf("%w: %s (%s)", ErrIncomplete, avail, strings.Join(avail.Missing, "; "))
+	avail, err := Demand(p.Required)
+	if err != nil {
+		return avail, err
 	}
 	l := Level{Missing: avail.Missing}
 	if beforeApply != nil {

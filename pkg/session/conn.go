@@ -45,13 +45,11 @@ type guardConn struct {
 	// still holds pipelined commands in its buffer and would run and
 	// answer them; nothing more is written, and the session's handlers
 	// refuse to act (ending).
-	ended  bool
-	closed chan struct{}
-	once   sync.Once
+	ended bool
 }
 
 func newGuardConn(c net.Conn, hardEnd time.Time) *guardConn {
-	return &guardConn{Conn: c, hardEnd: hardEnd, closed: make(chan struct{})}
+	return &guardConn{Conn: c, hardEnd: hardEnd}
 }
 
 func (g *guardConn) clamp(t time.Time) time.Time {
@@ -173,9 +171,7 @@ func (g *guardConn) flush() {
 
 func (g *guardConn) Close() error {
 	g.flush()
-	err := g.Conn.Close()
-	g.once.Do(func() { close(g.closed) })
-	return err
+	return g.Conn.Close()
 }
 
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }
