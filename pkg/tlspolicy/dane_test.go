@@ -69,8 +69,12 @@ func TestOverrides(t *testing.T) {
 	dns := dnstest.Start(t)
 	dns.Add(t, "example.test. 300 IN MX 10 mx.example.test.", "mx.example.test. 300 IN A 127.0.0.1",
 		"_25._tcp.mx.example.test. 300 IN TLSA 3 1 1 0000000000000000000000000000000000000000000000000000000000000000",
-		"partner.test. 300 IN MX 10 mx.partner.test.", "mx.partner.test. 300 IN A 127.0.0.1")
+		"partner.test. 300 IN MX 10 mx.partner.test.", "mx.partner.test. 300 IN A 127.0.0.1",
+		// Signed, with only TLSA usages DANE cannot use (PKIX-TA/EE):
+		// unusable, yet the override's verified still holds.
+		"_25._tcp.mx.partner.test. 300 IN TLSA 1 1 1 0000000000000000000000000000000000000000000000000000000000000000")
 	dns.Sign("example.test")
+	dns.Sign("partner.test")
 	var logged []string
 	e, err := New(Options{DANE: true, Resolver: dns.Addr, Dir: t.TempDir(), Overrides: map[string]Override{
 		"example.test": {Policy: "exempt", Reason: "stale TLSA, ticket 7"},

@@ -238,6 +238,7 @@ func (e *Engine) Decide(ctx context.Context, domain, mxHost string, base Mode) D
 		}
 		return d
 	}
+	tlsaPresent := false
 	if e.o.DANE && e.r != nil {
 		dr := e.dane(ctx, domain, mxHost)
 		d.Notes = append(d.Notes, dr.note)
@@ -254,11 +255,14 @@ func (e *Engine) Decide(ctx context.Context, domain, mxHost string, base Mode) D
 			}
 			return d
 		case daneUnusable:
+			// TLS, unauthenticated (RFC 7672 2.2); MTA-STS is not asked
+			// where TLSA records exist (RFC 8461 2), but a remembered level
+			// and the configuration may still demand more.
 			raise(RequiredUnverified, "dane")
-			return d
+			tlsaPresent = true
 		}
 	}
-	if e.o.MTASTS && e.r != nil {
+	if e.o.MTASTS && e.r != nil && !tlsaPresent {
 		p, note := e.stsPolicy(ctx, domain)
 		d.Notes = append(d.Notes, note)
 		if p != nil && p.Mode != "none" {
