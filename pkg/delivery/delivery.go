@@ -107,12 +107,6 @@ type Options struct {
 	// levels); nil: MXTLS alone.
 	TLSPolicyEngine *tlspolicy.Engine
 	Dial            func(ctx context.Context, network, addr string) (net.Conn, error)
-	// TLSPolicy, when set, may change the policy decided for a connection
-	// to host (a stricter mode, a VerifyConnection in p.Config); it gets
-	// the one decided from the config and, for MX hosts, TLSPolicyEngine's
-	// decision (DANE, MTA-STS). An error defers the attempt at that host
-	// (a policy that cannot be looked up now).
-	TLSPolicy func(ctx context.Context, host string, dest Destination, p TLSPolicy) (TLSPolicy, error)
 	// Log gets the events that are not one recipient's outcome (a TLS
 	// downgrade); nil: none.
 	Log *maillog.Logger

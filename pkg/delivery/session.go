@@ -73,9 +73,6 @@ func (t *Transport) tlsFor(ctx context.Context, tg target, dest Destination) (TL
 		// MX host (SNI) and checks DANE in VerifyConnection.
 		p = TLSPolicy{Mode: policyMode(*dest.policy), Config: dest.policy.TLSConfig()}
 	}
-	if t.o.TLSPolicy != nil {
-		return t.o.TLSPolicy(ctx, tg.host, dest, p)
-	}
 	return p, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -361,31 +360,5 @@ auth_file = ""
 	// A hop that is neither a smarthost nor a route is a config error.
 	if _, err := config.Parse("test", []byte(src+"[delivery.hosts.\"[nowhere]:25\"]\ntls = \"none\"\n")); err == nil || !strings.Contains(err.Error(), "neither a smarthost nor a route") {
 		t.Errorf("unknown hop: %v", err)
-	}
-}
-
-// The TLSPolicy hook (for DANE and MTA-STS) sees every connection's policy
-// and may make it stricter, or defer the attempt.
-func TestTLSPolicyHook(t *testing.T) {
-	plain := testenv.NewSink(t)
-	hop := "[" + strings.Replace(plain.Addr, ":", "]:", 1)
-	var seen []string
-	o := Options{Hostname: "me.example", Smarthosts: []string{hop}, SmarthostTLS: "opportunistic", ConnectTimeout: 2 * time.Second,
-		TLSPolicy: func(_ context.Context, host string, dest Destination, p TLSPolicy) (TLSPolicy, error) {
-			seen = append(seen, host+" "+p.Mode)
-			p.Mode = "required"
-			return p, nil
-		}}
-	if r := deliver(t, New(o), "x@remote.example")[0]; r.Status != spool.Deferred || !strings.Contains(r.Reply, "TLS is required") {
-		t.Errorf("a policy made stricter: %v %q", r.Status, r.Reply)
-	}
-	o.TLSPolicy = func(context.Context, string, Destination, TLSPolicy) (TLSPolicy, error) {
-		return TLSPolicy{}, errors.New("TLSA lookup: SERVFAIL")
-	}
-	if r := deliver(t, New(o), "x@remote.example")[0]; r.Status != spool.Deferred || !strings.Contains(r.Reply, "SERVFAIL") {
-		t.Errorf("a policy that cannot be looked up: %v %q", r.Status, r.Reply)
-	}
-	if len(seen) != 1 || seen[0] != "127.0.0.1 opportunistic" || len(plain.Messages()) != 0 {
-		t.Errorf("hook saw %v; sink got %d", seen, len(plain.Messages()))
 	}
 }

@@ -186,8 +186,8 @@ func New(o Options) (*Engine, error) {
 		return nil, errors.New("tlspolicy: no state directory")
 	}
 	// Mkdir, not MkdirAll: a missing spool is not made here (qrun -init
-	// makes it with its owner); without the directory no state is kept,
-	// and every write says so in the log, but mail still flows.
+	// makes it with its owner). A failure is logged and mail still flows;
+	// each write tries to make the directory again.
 	if err := os.Mkdir(o.Dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		o.Log("tlspolicy_error", "err", err)
 	}
