@@ -146,7 +146,7 @@ func public(permanent bool, errs []string) string {
 
 func (l *Local) mailbox(ctx context.Context, env *spool.Envelope, rcpt, name string, content []byte) error {
 	lc := &l.Config.Local
-	if !validUser(name) {
+	if !localuser.Valid(name) {
 		return fmt.Errorf("5.1.1 <%s>: %q is not a valid user name", rcpt, name)
 	}
 	now := time.Now()
@@ -178,10 +178,10 @@ func (l *Local) mailbox(ctx context.Context, env *spool.Envelope, rcpt, name str
 func (l *Local) lookup(name string) (int, error) {
 	look := l.LookupUser
 	if look == nil {
-		look = LookupUser
+		look = localuser.Lookup
 	}
 	uid, err := look(name)
-	if errors.Is(err, ErrNoUser) {
+	if errors.Is(err, localuser.ErrNoUser) {
 		return 0, fmt.Errorf("5.1.1 user %s unknown", name)
 	}
 	if err != nil {
@@ -189,12 +189,6 @@ func (l *Local) lookup(name string) (int, error) {
 	}
 	return uid, nil
 }
-
-// ErrNoUser means the passwd database has no such user.
-var ErrNoUser = localuser.ErrNoUser
-
-// LookupUser finds a user in the passwd database.
-func LookupUser(name string) (int, error) { return localuser.Lookup(name) }
 
 // file appends to a file target, which must lie inside [local] file_dir.
 func (l *Local) file(env *spool.Envelope, rcpt, path string, content []byte) error {
@@ -219,9 +213,6 @@ func (l *Local) forward(env *spool.Envelope, idx int, to []string, content []byt
 	return nil
 }
 
-// validUser keeps user names from naming paths.
-func validUser(name string) bool { return localuser.Valid(name) }
-
 func domainOf(addr string) string {
 	return strings.ToLower(addr[strings.LastIndexByte(addr, '@')+1:])
 }
@@ -240,18 +231,12 @@ func lfReader(header, content []byte) io.Reader {
 	return io.MultiReader(bytes.NewReader(lf(header)), bytes.NewReader(lf(content)))
 }
 
-// ErrUnknownRecipient and Known are localuser's (see there why).
-var ErrUnknownRecipient = localuser.ErrUnknownRecipient
-
-// Known checks, at RCPT time, that a local part reaches somebody.
-func Known(cfg *config.Config, name string) error { return localuser.Known(cfg, name) }
-
 // Explain says, for a person, where a local recipient's mail goes.
 func Explain(cfg *config.Config, addr string) string {
 	var b strings.Builder
 	lc := &cfg.Local
 	fmt.Fprintf(&b, "<%s>: delivered on this host (local domain %s)\n", addr, domainOf(addr))
-	if err := Known(cfg, localOf(addr)); err != nil {
+	if err := localuser.Known(cfg, localOf(addr)); err != nil {
 		fmt.Fprintf(&b, "  refused at RCPT time: %v\n", err)
 		return b.String()
 	}
