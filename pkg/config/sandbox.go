@@ -2,7 +2,7 @@ package config
 
 // Sandbox configures the confinement each process puts itself in
 // (pkg/sandbox): Landlock and a seccomp filter, applied by smtp-bs before
-// the first SMTP byte, by qrun after taking the lock and by sendmail
+// it reads the client, by qrun after taking the lock and by sendmail
 // after reading its config.
 type Sandbox struct {
 	// Enabled: confine with what the kernel offers, and log once what it

@@ -18,7 +18,7 @@ import (
 var update = flag.Bool("update", false, "rewrite filters_amd64.go from the allow-lists")
 
 // The prebuilt filters are what the allow-lists assemble to; after a
-// change to seccomp.go, go test ./pkg/sandbox -run Prebuilt -update.
+// change to internal/filtergen, go test ./pkg/sandbox -run Prebuilt -update.
 func TestPrebuiltFilters(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("prebuilt filters exist for amd64 only")

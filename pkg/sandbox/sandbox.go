@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Profile names the seccomp allow-list: what kind of process it is.
@@ -185,7 +187,9 @@ func Apply(p Policy) (Level, error) {
 		l.Seccomp = true
 	}
 	if avail.ABI > 0 {
-		nnp := avail.Seccomp && p.Profile != Program
+		// A program's wrapper inherited no_new_privs from qrun (it
+		// survives execve, and every thread it starts has it too).
+		nnp := (avail.Seccomp && p.Profile != Program) || noNewPrivs()
 		if err := restrictLandlock(p, avail, nnp); err != nil {
 			return l, fmt.Errorf("sandbox: landlock: %w", err)
 		}
@@ -203,3 +207,9 @@ var (
 	beforeApply func()
 	afterApply  func(Policy)
 )
+
+// noNewPrivs reports whether no_new_privs is already set.
+func noNewPrivs() bool {
+	v, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
+	return err == nil && v == 1
+}

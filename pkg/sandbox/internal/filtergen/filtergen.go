@@ -22,8 +22,8 @@ const PIDPlaceholder = 0x7eadbeef
 // pipe; qrun passes delivering by SMTP, LMTP, mbox, Maildir and a
 // program; sendmail submissions), plus the Go runtime's own calls that a
 // short trace may miss (a new M, a GC under memory pressure, preemption
-// signals). The filter is a linear list, so the calls of the hot path
-// come first.
+// signals). The filter is a binary search over call numbers (tree.go),
+// so the order of the lists does not matter to its speed.
 
 // hot are the calls made for every few bytes a session moves.
 var hot = []string{
