@@ -16,7 +16,10 @@ import (
 // printer, the man page and contrib/smtp-bs.toml are all checked against
 // one list (Keys) and cannot drift from the decoder.
 
-var textUnmarshaler = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+var (
+	textUnmarshaler = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+	textMarshaler   = reflect.TypeOf((*encoding.TextMarshaler)(nil)).Elem()
+)
 
 // leaf reports whether a field of type t is one key (rather than a table).
 func leaf(t reflect.Type) bool {
@@ -165,6 +168,9 @@ func (e *emitter) table(name string, v, def reflect.Value, changedOnly bool) {
 			subs = append(subs, sub{full, fv, fd})
 			continue
 		}
+		if fv.Kind() == reflect.Pointer && fv.IsNil() {
+			continue // unset (DeliveryHost's: inherit from [delivery]); TOML has no null
+		}
 		if val := value(fv); !changedOnly || val != value(fd) {
 			lines = append(lines, key+" = "+val)
 		}
@@ -199,24 +205,45 @@ func (e *emitter) table(name string, v, def reflect.Value, changedOnly bool) {
 	}
 }
 
-// mapTable prints a table of the admin's names (routes, senders).
+// mapTable prints a table of the admin's names: one key each (routes,
+// senders), or, where the values are structs ([delivery.hosts],
+// [tls_policy.domains]), one sub-table each, printed whole.
 func (e *emitter) mapTable(name string, v, def reflect.Value, changedOnly bool) {
 	if changedOnly && (v.Len() == 0 || reflect.DeepEqual(v.Interface(), def.Interface())) {
 		return
 	}
 	e.printf("\n[%s]\n", name)
-	keys := make([]string, 0, v.Len())
-	for _, k := range v.MapKeys() {
-		keys = append(keys, k.String())
+	keys := v.MapKeys()
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	et := v.Type().Elem()
+	if et.Kind() == reflect.Pointer {
+		et = et.Elem()
 	}
-	sort.Strings(keys)
+	if leaf(et) {
+		for _, k := range keys {
+			e.printf("%s = %s\n", quote(k.String()), value(v.MapIndex(k)))
+		}
+		return
+	}
 	for _, k := range keys {
-		e.printf("%s = %s\n", quote(k), value(v.MapIndex(reflect.ValueOf(k))))
+		el := v.MapIndex(k)
+		if el.Kind() == reflect.Pointer {
+			if el.IsNil() {
+				continue // TOML has no null: an entry of nothing is no entry
+			}
+			el = el.Elem()
+		}
+		// The entry is new to the defaults as a whole, so all its keys
+		// are printed, against a zero value that is never compared.
+		e.table(name+"."+quote(k.String()), el, reflect.Zero(el.Type()), false)
 	}
 }
 
 // value is v as a TOML value.
 func value(v reflect.Value) string {
+	if v.Kind() == reflect.Pointer && !v.IsNil() && !v.Type().Implements(textMarshaler) {
+		return value(v.Elem())
+	}
 	if m, ok := v.Interface().(encoding.TextMarshaler); ok {
 		b, _ := m.MarshalText()
 		return quote(string(b))
