@@ -232,9 +232,13 @@ func (c *Conn) protocolError(code int, ec EnhancedCode, msg string) {
 
 // handleHelp lists the commands the server takes now (RFC 5321 4.1.1.8).
 func (c *Conn) handleHelp() {
-	cmds := "Commands supported: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT"
+	cmds := "Commands supported: HELO EHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT"
 	if c.server.LMTP {
-		cmds = "Commands supported: LHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT"
+		cmds = "Commands supported: LHLO MAIL RCPT DATA RSET NOOP VRFY HELP QUIT"
+	}
+	// BDAT only once EHLO (or LHLO) was said, when it is taken (patch 8).
+	if c.helo == "" || c.ehlo {
+		cmds += " BDAT"
 	}
 	if _, isTLS := c.TLSConnectionState(); c.server.TLSConfig != nil && !isTLS {
 		cmds += " STARTTLS"
@@ -512,7 +516,21 @@ func (c *Conn) handleMail(arg string) {
 // https://tools.ietf.org/html/rfc4954#section-8 however it is intentionally
 // relaxed by requiring only '+' to be present.  It allows us to detect
 // malformed values such as +A or +HH and report them appropriately.
-var hexcharRe = regexp.MustCompile(`\+[0-9A-F]?[0-9A-F]?`)
+// Compiled on first use: a server started per connection would otherwise
+// compile both at every start, for DSN parameters few sessions carry.
+var (
+	dsnRegexpsOnce           sync.Once
+	hexcharRe_, eUOrDCharRe_ *regexp.Regexp
+)
+
+func dsnRegexps() {
+	dsnRegexpsOnce.Do(func() {
+		hexcharRe_ = regexp.MustCompile(`\+[0-9A-F]?[0-9A-F]?`)
+		eUOrDCharRe_ = regexp.MustCompile(`\\x[{][0-9A-F]+[}]|[[:cntrl:] \\+=]`)
+	})
+}
+
+func hexcharRe() *regexp.Regexp { dsnRegexps(); return hexcharRe_ }
 
 func decodeXtext(val string) (string, error) {
 	if !strings.Contains(val, "+") {
@@ -520,7 +538,7 @@ func decodeXtext(val string) (string, error) {
 	}
 
 	var replaceErr error
-	decoded := hexcharRe.ReplaceAllStringFunc(val, func(match string) string {
+	decoded := hexcharRe().ReplaceAllStringFunc(val, func(match string) string {
 		if len(match) != 3 {
 			replaceErr = errors.New("incomplete hexchar")
 			return ""
@@ -546,12 +564,12 @@ func decodeXtext(val string) (string, error) {
 // present.  It also matches disallowed characters in QCHAR and QUCHAR defined
 // in above.
 // So it allows us to detect malformed values and report them appropriately.
-var eUOrDCharRe = regexp.MustCompile(`\\x[{][0-9A-F]+[}]|[[:cntrl:] \\+=]`)
+func eUOrDCharRe() *regexp.Regexp { dsnRegexps(); return eUOrDCharRe_ }
 
 // Decodes the utf-8-addr-xtext or the utf-8-addr-unitext form.
 func decodeUTF8AddrXtext(val string) (string, error) {
 	var replaceErr error
-	decoded := eUOrDCharRe.ReplaceAllStringFunc(val, func(match string) string {
+	decoded := eUOrDCharRe().ReplaceAllStringFunc(val, func(match string) string {
 		if len(match) == 1 {
 			replaceErr = errors.New("disallowed character:" + match)
 			return ""

@@ -307,3 +307,32 @@ func TestServerGreeted(t *testing.T) {
 	expect(t, cmd(t, client, scanner, "EHLO client"), "250 ")
 	expect(t, cmd(t, client, scanner, "QUIT"), "221 ")
 }
+
+// Patch 14: the xtext decoder's regexps are compiled on first use, not at
+// init; an ENVID in xtext still decodes.
+func TestServerXtextDecodedLazily(t *testing.T) {
+	be, s, c, scanner, _ := testServerEhlo(t, func(s *smtp.Server) { s.EnableDSN = true })
+	defer s.Close()
+	expect(t, cmd(t, c, scanner, "MAIL FROM:<a@example.org> ENVID=QQ+2B1"), "250 ")
+	expect(t, cmd(t, c, scanner, "RCPT TO:<b@example.org>"), "250 ")
+	expect(t, cmd(t, c, scanner, "DATA"), "354 ")
+	expect(t, cmd(t, c, scanner, "Subject: x\r\n\r\nbody\r\n."), "250 ")
+	msgs := append(be.messages, be.anonmsgs...)
+	if len(msgs) != 1 || msgs[0].Opts == nil || msgs[0].Opts.EnvelopeID != "QQ+1" {
+		t.Fatalf("ENVID not decoded from xtext: %+v", msgs)
+	}
+}
+
+// HELP lists BDAT only where it is taken: not after HELO (patch 8).
+func TestServerHelpBdatAfterHelo(t *testing.T) {
+	_, s, c, scanner := testServerGreeted(t)
+	defer s.Close()
+	expect(t, cmd(t, c, scanner, "HELO client"), "250 ")
+	if r := cmd(t, c, scanner, "HELP"); !strings.HasPrefix(r, "214 ") || strings.Contains(r, "BDAT") {
+		t.Errorf("HELP after HELO: %q", r)
+	}
+	expect(t, cmd(t, c, scanner, "EHLO client"), "250 ")
+	if r := cmd(t, c, scanner, "HELP"); !strings.Contains(r, "BDAT") {
+		t.Errorf("HELP after EHLO: %q", r)
+	}
+}
