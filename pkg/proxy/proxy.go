@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
-	"github.com/pires/go-proxyproto/tlvparse"
 )
 
 // Header is what a trusted balancer said about the connection.
@@ -112,14 +111,40 @@ func parse(r *bufio.Reader) (*Header, error) {
 		if err != nil {
 			return nil, fmt.Errorf("proxy: bad TLVs: %w", err)
 		}
-		if ssl, ok := tlvparse.FindSSL(tlvs); ok && ssl.ClientSSL() {
-			h.TLS = "TLS"
-			if v, ok := ssl.SSLVersion(); ok && v != "" {
-				h.TLS = v
-			}
-		}
+		h.TLS = clientTLS(tlvs)
 	}
 	return h, nil
+}
+
+// clientTLS reads the PP2_TYPE_SSL TLV (PROXY protocol v2, 2.2.5): "" when
+// the client did not use TLS to the balancer, else its version ("TLS"
+// when not given). It reads the TLV itself: go-proxyproto's tlvparse
+// compiles a regexp at package init, which every smtp-bs process paid.
+func clientTLS(tlvs []proxyproto.TLV) string {
+	const (
+		typeSSL          = 0x20
+		subtypeVersion   = 0x21
+		clientSSL        = 0x01
+		sslHeaderLen     = 5 // client (1 octet), verify (4)
+		subTLVHeaderSize = 3 // type (1), length (2)
+	)
+	for _, t := range tlvs {
+		if t.Type != typeSSL || len(t.Value) < sslHeaderLen || t.Value[0]&clientSSL == 0 {
+			continue
+		}
+		for sub := t.Value[sslHeaderLen:]; len(sub) >= subTLVHeaderSize; {
+			n := int(sub[1])<<8 | int(sub[2])
+			if len(sub) < subTLVHeaderSize+n {
+				break
+			}
+			if sub[0] == subtypeVersion && n > 0 {
+				return string(sub[subTLVHeaderSize : subTLVHeaderSize+n])
+			}
+			sub = sub[subTLVHeaderSize+n:]
+		}
+		return "TLS"
+	}
+	return ""
 }
 
 func unmap(ap netip.AddrPort) netip.AddrPort {

@@ -21,7 +21,6 @@ import (
 	_ "github.com/landlock-lsm/go-landlock/landlock"
 	_ "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	_ "github.com/pires/go-proxyproto"
-	_ "github.com/pires/go-proxyproto/tlvparse"
 	_ "golang.org/x/crypto/argon2"
 	_ "golang.org/x/crypto/bcrypt"
 	_ "golang.org/x/sys/unix"
