@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -203,12 +202,13 @@ func run() int {
 	sp, err := spool.Open(spoolDir, spool.Ops{})
 	if err != nil {
 		log.Event(maillog.Error, "error", "stage", "spool", "err", err)
-		refuseLater(conn, fmt.Sprintf("421 4.3.0 %s Service temporarily unavailable", cfg.Hostname))
+		// After the early greeting: the client's EHLO may wait unread.
+		session.Refuse(conn, fmt.Sprintf("421 4.3.0 %s Service temporarily unavailable", cfg.Hostname))
 		return sysexits.TempFail
 	}
 	srv.Spool = sp
 	if !confine(cfg, spoolDir, log) {
-		refuseLater(conn, configProblem(cfg.Hostname))
+		session.Refuse(conn, configProblem(cfg.Hostname))
 		return sysexits.NoPerm
 	}
 	// No SIGTERM handler: a stop ends the process as a crash would, which
@@ -235,26 +235,6 @@ func configProblem(hostname string) string {
 func refuseConfig(conn net.Conn, hostname string) {
 	fmt.Fprintf(conn, "%s\r\n", configProblem(hostname))
 	conn.Close()
-}
-
-// refuseLater answers line after the greeting (Greet sent it early), in
-// place of the reply to the client's first command. It half-closes and
-// discards what the client sends for a moment before it closes: the
-// client's EHLO may be waiting unread, and closing over unread input
-// makes the kernel reset the connection, which can destroy the reply
-// before the client reads it. Nothing read is parsed.
-func refuseLater(conn net.Conn, line string) {
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := fmt.Fprintf(conn, "%s\r\n", line); err != nil {
-		return
-	}
-	if lc, ok := conn.(*launcher.Conn); ok {
-		if cw, ok := lc.Conn.(interface{ CloseWrite() error }); ok {
-			cw.CloseWrite()
-		}
-	}
-	io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
 }
 
 // loadSecrets reads the TLS pair and the credentials file into srv, at the

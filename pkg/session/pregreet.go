@@ -65,14 +65,19 @@ func earlyTalk(conn net.Conn, wait time.Duration) bool {
 	return err == nil && pending
 }
 
-// refuseEarly answers an early talker and closes the connection. It
-// half-closes first and reads what the client still sends for a moment,
-// so that closing with unread input (which makes the kernel send a RST)
-// does not destroy the 554 before the client reads it.
+// refuseEarly answers an early talker and closes the connection.
 func refuseEarly(conn net.Conn, hostname string) {
+	Refuse(conn, fmt.Sprintf("%d %d.%d.%d %s %s", errEarlyTalker.Code, errEarlyTalker.EnhancedCode[0],
+		errEarlyTalker.EnhancedCode[1], errEarlyTalker.EnhancedCode[2], hostname, errEarlyTalker.Message))
+}
+
+// Refuse writes the reply line and closes the connection. It half-closes
+// first and discards what the client still sends for a moment, so that
+// closing with unread input (which makes the kernel send a RST) does not
+// destroy the reply before the client reads it. Nothing read is parsed.
+func Refuse(conn net.Conn, line string) {
 	conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "%d %d.%d.%d %s %s\r\n", errEarlyTalker.Code, errEarlyTalker.EnhancedCode[0],
-		errEarlyTalker.EnhancedCode[1], errEarlyTalker.EnhancedCode[2], hostname, errEarlyTalker.Message)
+	fmt.Fprintf(conn, "%s\r\n", line)
 	if cw, ok := netConn(conn).(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
