@@ -410,7 +410,11 @@ func TestDSNParametersAreKept(t *testing.T) {
 	d.Send(msg("dsn") + ".\r\n")
 	d.Expect(250)
 	d.Cmd("QUIT", 221)
-	for id := range h.queued() {
+	queued := h.queued()
+	if len(queued) != 1 {
+		t.Fatalf("%d messages queued, want 1", len(queued))
+	}
+	for id := range queued {
 		env, err := h.sp.ReadEnvelope(id)
 		if err != nil {
 			t.Fatal(err)
@@ -426,9 +430,9 @@ func TestDSNParametersAreKept(t *testing.T) {
 	}
 }
 
-// TestNonASCIIVerbRefused: go-smtp upper-cases a verb with Unicode rules,
+// TestNonASCIIVerbRefused: go-smtp upper-cased a verb with Unicode rules,
 // so "\xc5\xbftarttls" (U+017F, long s) was STARTTLS to it (220, TLS
-// next) while the filter stayed in command mode. Both now see a bad line.
+// next); patch 4 refuses a verb that is not ASCII.
 func TestNonASCIIVerbRefused(t *testing.T) {
 	h := newTLSHarness(t, "")
 	for _, verb := range []string{"\xc5\xbftarttls", "\xc5\xbfTARTTLS", "EHL\xc3\x96 c.test", "QU\xc4\xb0T"} {
