@@ -23,13 +23,20 @@ func confine(env *submit.Env, verbose bool) error {
 	env.User = func() (string, string, error) { return login, name, uerr }
 	time.Now().Zone() // time.Local reads /etc/localtime on first use (the Date field)
 	// The file a large message spills to, made now (and unlinked) while
-	// a directory is writable: the sandbox leaves none.
+	// a directory is writable: the sandbox leaves none. Most messages
+	// stay in memory and need no file, so a temporary directory we may
+	// not write fails only a message that must spill (exit 75), and
+	// never makes the spill try a directory inside the sandbox.
 	spill, err := os.CreateTemp(env.TempDir, "sendmail-")
 	if err != nil {
-		return &submit.Error{Code: submit.ExTempFail, Msg: fmt.Sprintf("a temporary file for the message: %v", err)}
+		cerr := err // err is reused below
+		env.TempFile = func() (*os.File, error) {
+			return nil, fmt.Errorf("none could be made before the sandbox was applied: %w", cerr)
+		}
+	} else {
+		os.Remove(spill.Name())
+		env.TempFile = func() (*os.File, error) { return spill, nil }
 	}
-	os.Remove(spill.Name())
-	env.TempFile = func() (*os.File, error) { return spill, nil }
 	l, err := sandbox.Apply(sandbox.ForSubmit(env.SubmitTo, env.Sandbox.Required))
 	if err != nil {
 		return &submit.Error{Code: sysexits.NoPerm, Msg: err.Error()}

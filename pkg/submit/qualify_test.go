@@ -1,6 +1,7 @@
 package submit
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -38,9 +39,51 @@ func TestQualifyFields(t *testing.T) {
 	QualifyFields(m, "h.example")
 	var b strings.Builder
 	m.WriteTo(&b)
-	want := "From: root@h.example (Cron Daemon)\r\nTo: bob@h.example\r\nSubject: bob\r\nCc: Ann <ann@h.example>, carl@x.example\r\n\r\nbody\r\n"
+	want := "From: root@h.example (Cron Daemon)\r\nTo: bob@h.example\r\nSubject: bob\r\nCc: Ann <ann@h.example>,\r\n carl@x.example\r\n\r\nbody\r\n"
 	if b.String() != want {
 		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
+	}
+}
+
+// A folded To: of many bare names keeps lines RFC 5322 allows: each name
+// is qualified, and no line is longer than 998 octets (nor 78 here, as
+// every address is short).
+func TestQualifyFieldsFolded(t *testing.T) {
+	var in strings.Builder
+	in.WriteString("To: user000")
+	for i := 1; i < 120; i++ {
+		in.WriteString(",")
+		if i%8 == 0 {
+			in.WriteString("\n\t")
+		} else {
+			in.WriteString(" ")
+		}
+		fmt.Fprintf(&in, "user%03d", i)
+	}
+	in.WriteString("\nCc: Ann <ann >, (c) bob (d),\n carl\nSubject: x\n\nbody\n")
+	m, err := Read(strings.NewReader(in.String()), ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	QualifyFields(m, "a-rather-long-host-name.example")
+	var b strings.Builder
+	m.WriteTo(&b)
+	for _, l := range strings.Split(strings.TrimSuffix(b.String(), "\r\n"), "\r\n") {
+		if len(l) > 78 {
+			t.Errorf("line of %d octets: %q", len(l), l)
+		}
+	}
+	to, err := ParseList(m.Get("To")[0])
+	if err != nil || len(to) != 120 {
+		t.Fatalf("To: %d addresses, %v", len(to), err)
+	}
+	for i, a := range to {
+		if want := fmt.Sprintf("user%03d@a-rather-long-host-name.example", i); a != want {
+			t.Errorf("address %d: %q, want %q", i, a, want)
+		}
+	}
+	if want := "Cc: Ann <ann@a-rather-long-host-name.example >,\r\n (c) bob@a-rather-long-host-name.example (d),\r\n carl@a-rather-long-host-name.example\r\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("Cc: not qualified in place:\n%s", b.String())
 	}
 }
 
@@ -59,6 +102,41 @@ func FuzzQualifyList(f *testing.F) {
 		}
 		if strings.ReplaceAll(got, "@h.example", "") != strings.ReplaceAll(s, "@h.example", "") {
 			t.Fatalf("%q -> %q changed more than adding @h.example", s, got)
+		}
+	})
+}
+
+// FuzzQualifyFields: a qualified field still reads as a header field
+// (each line after the first a continuation) and differs from the input
+// only by "@host" and folding whitespace.
+func FuzzQualifyFields(f *testing.F) {
+	for _, s := range []string{"To: bob,\n ann", "Cc: a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t, u, v, w", "From: (x\n y) z", "To: a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z"} {
+		f.Add(s)
+	}
+	strip := func(s string) string {
+		return strings.NewReplacer("@h.example", "", "\r\n", "", " ", "", "\t", "").Replace(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := Read(strings.NewReader(s+"\n\nbody\n"), ReadOptions{})
+		if err != nil {
+			return
+		}
+		before := make([]string, len(m.Header))
+		for i, h := range m.Header {
+			before[i] = string(h.Raw)
+		}
+		QualifyFields(m, "h.example")
+		for i, h := range m.Header {
+			raw := string(h.Raw)
+			if strip(raw) != strip(before[i]) {
+				t.Fatalf("%q -> %q changed more than @h.example and folding", before[i], raw)
+			}
+			lines := strings.Split(strings.TrimSuffix(raw, "\r\n"), "\r\n")
+			for _, l := range lines[1:] {
+				if l == "" || (l[0] != ' ' && l[0] != '\t') {
+					t.Fatalf("%q -> %q: line %q is not a continuation", before[i], raw, l)
+				}
+			}
 		}
 	})
 }

@@ -45,12 +45,21 @@ type result struct {
 // runuser as another user when asUser is not "".
 func sendmail(t *testing.T, asUser, in string, args ...string) result {
 	t.Helper()
+	return sendmailEnv(t, nil, asUser, in, args...)
+}
+
+// sendmailEnv is sendmail with env added to the command's environment.
+func sendmailEnv(t *testing.T, env []string, asUser, in string, args ...string) result {
+	t.Helper()
 	bin := testenv.SendmailBin(t)
 	var cmd *exec.Cmd
 	if asUser != "" {
 		cmd = exec.Command(testenv.Need(t, "runuser"), append([]string{"-u", asUser, "--", bin}, args...)...)
 	} else {
 		cmd = exec.Command(bin, args...)
+	}
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
 	}
 	cmd.Stdin = strings.NewReader(in)
 	var stdout, stderr bytes.Buffer
@@ -327,6 +336,42 @@ func TestLargeMessage(t *testing.T) {
 	s := m.only(t)
 	if !strings.HasSuffix(s.data, "\r\n\r\n"+strings.ReplaceAll(body.String(), "\n", "\r\n")) {
 		t.Error("large body changed on the way")
+	}
+}
+
+// A temporary directory the user may not write fails only a message
+// that must spill to a file (75, saying why); a small one stays in
+// memory and is sent, in the sandbox as always.
+func TestUnwritableTempDir(t *testing.T) {
+	if !testenv.IsRoot() {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI runs as root; this test runs sendmail as nobody")
+		}
+		t.Skip("needs root (to run sendmail as a user root's directory refuses)")
+	}
+	m := newMTA(t, nil)
+	tmp := t.TempDir() // root's, 0755: nobody may enter it but not write
+	for d := tmp; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		os.Chmod(d, 0o755)
+	}
+	env := []string{"TMPDIR=" + tmp}
+	r := sendmailEnv(t, env, "nobody", "Subject: small\n\nhi\n", "-v", "-C", m.CfgFile, "root")
+	if r.code != 0 {
+		t.Fatalf("small message, unwritable TMPDIR: exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "sendmail: sandbox: ") {
+		t.Errorf("small message: no sandbox line under -v: %s", r.stderr)
+	}
+	if s := m.only(t); !strings.Contains(s.data, "Subject: small") {
+		t.Errorf("queued %q", s.data)
+	}
+	big := "Subject: big\n\n" + strings.Repeat(strings.Repeat("x", 70)+"\n", 2<<20/71)
+	r = sendmailEnv(t, env, "nobody", big, "-C", m.CfgFile, "root")
+	if r.code != 75 || !strings.Contains(r.stderr, "a temporary file for the message") || !strings.Contains(r.stderr, tmp) {
+		t.Errorf("large message, unwritable TMPDIR: exit %d, %q; want 75 naming the temporary file and %s", r.code, r.stderr, tmp)
+	}
+	if ids := m.Queued(); len(ids) != 1 {
+		t.Errorf("%d messages queued, want the small one only", len(ids))
 	}
 }
 
