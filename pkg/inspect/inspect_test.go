@@ -75,7 +75,8 @@ func TestShow(t *testing.T) {
 	}
 }
 
-// A message whose content a qrun has open for delivery is marked.
+// A message whose content a qrun has open for delivery is marked; one an
+// admin only reads (qrun -show) is not.
 func TestDelivering(t *testing.T) {
 	sp := newSpool(t)
 	env := enqueue(t, sp, "0000000000001000001", time.Now(), "a@example.org")
@@ -86,6 +87,10 @@ func TestDelivering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if sp.Delivering(env.ID) {
+		t.Error("marked delivering while only read")
+	}
+	data.MarkDelivering()
 	if !sp.Delivering(env.ID) {
 		t.Error("not marked delivering while its content is open")
 	}

@@ -280,6 +280,7 @@ func (p *pass) deliver(env *spool.Envelope, pending []int) error {
 			data, err := r.Spool.OpenData(env)
 			var results []delivery.Result
 			if err == nil {
+				data.MarkDelivering()
 				results = r.Deliverer.Deliver(context.Background(), d, env, rcpts, io.NewSectionReader(data, 0, env.Size))
 				data.Close()
 				mu.Lock()

@@ -98,10 +98,6 @@ func (s *Spool) OpenData(env *Envelope) (*Data, error) {
 			f.Close()
 			return nil, fmt.Errorf("spool: %s: %w: content is %d bytes, envelope says %d", env.ID, ErrCorrupt, size, env.Size)
 		}
-		// A shared lock while the content is open says "being delivered"
-		// to qrun -list (Delivering). Advisory and for display only: if
-		// it cannot be had at once, delivery goes on without it.
-		unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
 		return &Data{SectionReader: io.NewSectionReader(f, 0, env.Size), f: f}, nil
 	}
 	f.Close()

@@ -120,3 +120,9 @@ type Data struct {
 
 // Close releases the file.
 func (d *Data) Close() error { return d.f.Close() }
+
+// MarkDelivering says "being delivered" to qrun -list (Delivering) until
+// Close: a shared lock on the message's file. Only delivery marks it; an
+// admin's qrun -show, or a bounce being built, does not. Advisory and for
+// display only: if it cannot be had at once, delivery goes on without it.
+func (d *Data) MarkDelivering() { unix.Flock(int(d.f.Fd()), unix.LOCK_SH|unix.LOCK_NB) }
