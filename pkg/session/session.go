@@ -142,8 +142,10 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 	b := &backend{srv: s, client: client, now: now}
 	b.relay = s.relayAllowed(client)
 
+	if !s.greeted && !s.open(conn, client, start) {
+		return nil
+	}
 	if s.Implicit && s.TLS != nil {
-		s.Log.Event(maillog.Info, "connect", "peer", client, "relay", b.relay)
 		// TLS below the guard: the client speaks first (its hello), so
 		// there is no early-talker check, and the guard sees plaintext.
 		tc, err := handshake(conn, s.TLS, start.Add(cfg.CommandTimeout.Duration), hardEnd)
@@ -154,8 +156,6 @@ func (s *Server) Serve(ctx context.Context, conn net.Conn, client Client) error 
 			return nil
 		}
 		b.tlsConn, conn = tc, tc
-	} else if !s.greeted && !s.open(conn, client, start) {
-		return nil
 	}
 
 	g := newGuardConn(conn, hardEnd)
