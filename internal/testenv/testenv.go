@@ -75,6 +75,8 @@ var packages = map[string]string{
 	"opendkim-genkey": "opendkim-tools", "make": "make", "gcc": "gcc",
 	"tcpdmatch": "tcpd", "argon2": "argon2", "git": "git",
 	"groff": "groff-base", "man": "man-db", "mandb": "man-db",
+	"unshare": "util-linux", "dovecot": "dovecot-core",
+	"haproxy": "haproxy", "nginx": "nginx", "rspamd": "rspamd",
 }
 
 // Package returns the Debian package that provides tool, or tool itself.
@@ -83,6 +85,22 @@ func Package(tool string) string {
 		return p
 	}
 	return tool
+}
+
+// Packages returns the Debian packages of every tool Package knows, sorted
+// and without repeats, so that a test can check scripts/deps.sh installs
+// each one.
+func Packages() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range packages {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Missing reports that what a test needs is not here: under CI=true the
