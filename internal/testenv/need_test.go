@@ -38,3 +38,48 @@ func TestNeedSwaksTLSNamesPackage(t *testing.T) {
 		}
 	}
 }
+
+// NeedRoot, outside root, fails the test under CI=true and skips it
+// elsewhere, saying root is needed and why. As root (as in CI) the child
+// runs as nobody, from a copy of this test binary nobody can reach.
+func TestNeedRootFailsUnderCI(t *testing.T) {
+	if os.Getenv("TESTENV_CHILD") == "1" {
+		NeedRoot(t, "the probe switches users")
+		return
+	}
+	var prefix []string
+	bin := os.Args[0]
+	if IsRoot() {
+		setpriv := Need(t, "setpriv")
+		dir := t.TempDir()
+		for d := dir; d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
+			os.Chmod(d, 0o755)
+		}
+		b, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin = filepath.Join(dir, "testenv.test")
+		if err := os.WriteFile(bin, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		prefix = []string{setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"}
+	}
+	for _, ci := range []string{"true", ""} {
+		args := append(append([]string{}, prefix...), bin, "-test.run=^TestNeedRootFailsUnderCI$", "-test.v")
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = os.TempDir()
+		cmd.Env = append(os.Environ(), "TESTENV_CHILD=1", "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		s := string(out)
+		if !strings.Contains(s, "needs root: the probe switches users") {
+			t.Errorf("CI=%q: the message does not say root is needed and why:\n%s", ci, s)
+		}
+		if ci == "true" && (err == nil || !strings.Contains(s, "--- FAIL")) {
+			t.Errorf("CI=true: the test did not fail (%v):\n%s", err, s)
+		}
+		if ci == "" && (err != nil || !strings.Contains(s, "--- SKIP")) {
+			t.Errorf("outside CI: the test was not skipped (%v):\n%s", err, s)
+		}
+	}
+}

@@ -183,6 +183,21 @@ func grepLine(s, sub string) string {
 // IsRoot reports whether tests run as root (as in CI).
 func IsRoot() bool { return os.Geteuid() == 0 }
 
+// NeedRoot stops a test that needs root when it does not run as root: under
+// CI=true, which runs as root, the test fails; elsewhere it is skipped. why
+// says what needs root, since no package install can supply it.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if IsRoot() {
+		return
+	}
+	msg := "needs root: " + why + " (run as root, as CI=true's .ci/run does)"
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and the test %s", msg)
+	}
+	t.Skip(msg)
+}
+
 // Env is one smtp-bs installation in a temporary directory.
 type Env struct {
 	T        testing.TB
