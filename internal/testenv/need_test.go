@@ -26,16 +26,7 @@ func TestNeedSwaksTLSNamesPackage(t *testing.T) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestNeedSwaksTLSNamesPackage$", "-test.v")
 		cmd.Env = append(os.Environ(), "TESTENV_CHILD=1", "CI="+ci, "PATH="+dir)
 		out, err := cmd.CombinedOutput()
-		s := string(out)
-		if !strings.Contains(s, "Debian package libnet-ssleay-perl") {
-			t.Errorf("CI=%q: the message does not name libnet-ssleay-perl:\n%s", ci, s)
-		}
-		if ci == "true" && (err == nil || !strings.Contains(s, "--- FAIL")) {
-			t.Errorf("CI=true: the test did not fail (%v):\n%s", err, s)
-		}
-		if ci == "" && (err != nil || !strings.Contains(s, "--- SKIP")) {
-			t.Errorf("outside CI: the test was not skipped (%v):\n%s", err, s)
-		}
+		failsUnderCI(t, ci, string(out), err, "Debian package libnet-ssleay-perl")
 	}
 }
 
@@ -71,15 +62,21 @@ func TestNeedRootFailsUnderCI(t *testing.T) {
 		cmd.Dir = os.TempDir()
 		cmd.Env = append(os.Environ(), "TESTENV_CHILD=1", "CI="+ci)
 		out, err := cmd.CombinedOutput()
-		s := string(out)
-		if !strings.Contains(s, "needs root: the probe switches users") {
-			t.Errorf("CI=%q: the message does not say root is needed and why:\n%s", ci, s)
-		}
-		if ci == "true" && (err == nil || !strings.Contains(s, "--- FAIL")) {
-			t.Errorf("CI=true: the test did not fail (%v):\n%s", err, s)
-		}
-		if ci == "" && (err != nil || !strings.Contains(s, "--- SKIP")) {
-			t.Errorf("outside CI: the test was not skipped (%v):\n%s", err, s)
-		}
+		failsUnderCI(t, ci, string(out), err, "needs root: the probe switches users")
+	}
+}
+
+// failsUnderCI checks a child test's outcome: failed under CI=true, skipped
+// elsewhere, its message saying want either way.
+func failsUnderCI(t *testing.T, ci, out string, err error, want string) {
+	t.Helper()
+	if !strings.Contains(out, want) {
+		t.Errorf("CI=%q: the message does not say %q:\n%s", ci, want, out)
+	}
+	if ci == "true" && (err == nil || !strings.Contains(out, "--- FAIL")) {
+		t.Errorf("CI=true: the test did not fail (%v):\n%s", err, out)
+	}
+	if ci == "" && (err != nil || !strings.Contains(out, "--- SKIP")) {
+		t.Errorf("outside CI: the test was not skipped (%v):\n%s", err, out)
 	}
 }
