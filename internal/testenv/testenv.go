@@ -75,6 +75,8 @@ var packages = map[string]string{
 	"opendkim-genkey": "opendkim-tools", "make": "make", "gcc": "gcc",
 	"tcpdmatch": "tcpd", "argon2": "argon2", "git": "git",
 	"groff": "groff-base", "man": "man-db", "mandb": "man-db",
+	"unshare": "util-linux", "dovecot": "dovecot-core",
+	"haproxy": "haproxy", "nginx": "nginx", "rspamd": "rspamd",
 }
 
 // Package returns the Debian package that provides tool, or tool itself.
@@ -83,6 +85,22 @@ func Package(tool string) string {
 		return p
 	}
 	return tool
+}
+
+// Packages returns the Debian packages of every tool Package knows, sorted
+// and without repeats, so that a test can check scripts/deps.sh installs
+// each one.
+func Packages() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range packages {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Missing reports that what a test needs is not here: under CI=true the
@@ -164,6 +182,21 @@ func grepLine(s, sub string) string {
 
 // IsRoot reports whether tests run as root (as in CI).
 func IsRoot() bool { return os.Geteuid() == 0 }
+
+// NeedRoot stops a test that needs root when it does not run as root: under
+// CI=true, which runs as root, the test fails; elsewhere it is skipped. why
+// says what needs root, since no package install can supply it.
+func NeedRoot(t testing.TB, why string) {
+	t.Helper()
+	if IsRoot() {
+		return
+	}
+	msg := "needs root: " + why + " (run as root, as CI=true's .ci/run does)"
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true and the test %s", msg)
+	}
+	t.Skip(msg)
+}
 
 // Env is one smtp-bs installation in a temporary directory.
 type Env struct {

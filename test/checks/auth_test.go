@@ -45,19 +45,12 @@ func send(t *testing.T, addr, src, from, body string, wantMail, want int) string
 	d.Cmd("RCPT TO:<b@mx.test.example>", 250)
 	d.Cmd("DATA", 354)
 	d.Send(strings.ReplaceAll(body, "\r\n.", "\r\n..") + ".\r\n")
-	_, r := d.Reply()
-	code, _ = replyCode(r)
+	code, r := d.Reply()
 	if code != want {
 		t.Fatalf("from %s: after DATA %q, want %d", from, r, want)
 	}
 	d.Cmd("QUIT", 221)
 	return r
-}
-
-func replyCode(s string) (int, string) {
-	var c int
-	fmt.Sscanf(s, "%d", &c)
-	return c, s
 }
 
 // queued returns the one message queued since before (a list of IDs).

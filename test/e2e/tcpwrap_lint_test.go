@@ -53,7 +53,7 @@ func TestTCPWrapLint(t *testing.T) {
 	// A session logs what it skipped, once, at warning level.
 	os.WriteFile(allow, []byte("smtp-bs 127.0.0.9\nsmtp-bs: 127.0.0.2\n"), 0o644)
 	addr := e.SocketActivate()
-	d, code, text := dialFrom(t, "127.0.0.2", addr)
+	d, code, text := testenv.DialFrom(t, "127.0.0.2", addr)
 	if code != 220 {
 		t.Fatalf("greeting %q", text)
 	}

@@ -11,12 +11,6 @@ import (
 	"smtp-bs/internal/testenv"
 )
 
-// dialFrom connects to addr from a given 127.0.0.0/8 source address.
-func dialFrom(t *testing.T, src, addr string) (*testenv.Dialogue, int, string) {
-	t.Helper()
-	return testenv.DialFrom(t, src, addr)
-}
-
 func TestTCPWrapAdmitsAndRefuses(t *testing.T) {
 	e := testenv.New(t)
 	allow := filepath.Join(e.Dir, "hosts.allow")
@@ -28,7 +22,7 @@ func TestTCPWrapAdmitsAndRefuses(t *testing.T) {
 	e.WriteConfig()
 	addr := e.SocketActivate()
 
-	d, code, text := dialFrom(t, "127.0.0.2", addr)
+	d, code, text := testenv.DialFrom(t, "127.0.0.2", addr)
 	if code != 220 {
 		t.Fatalf("127.0.0.2 (allowed): %q", text)
 	}
@@ -37,7 +31,7 @@ func TestTCPWrapAdmitsAndRefuses(t *testing.T) {
 	d.Cmd("RCPT TO:<b@remote.example>", 554) // admitted, but not a relay client
 	d.Cmd("QUIT", 221)
 
-	d, code, text = dialFrom(t, "127.0.0.3", addr)
+	d, code, text = testenv.DialFrom(t, "127.0.0.3", addr)
 	if code != 554 || !strings.Contains(text, "5.7.1") {
 		t.Fatalf("127.0.0.3 (denied): greeting %q, want 554 5.7.1", text)
 	}
@@ -45,7 +39,7 @@ func TestTCPWrapAdmitsAndRefuses(t *testing.T) {
 	d.Cmd("MAIL FROM:<a@client.example>", 503)
 	d.Cmd("QUIT", 221)
 
-	d, code, text = dialFrom(t, "127.0.0.4", addr)
+	d, code, text = testenv.DialFrom(t, "127.0.0.4", addr)
 	if code != 220 {
 		t.Fatalf("127.0.0.4 (allowed with RELAYCLIENT): %q", text)
 	}

@@ -63,9 +63,7 @@ func startDovecot(t *testing.T) *dovecot {
 		}
 		t.Skip("Dovecot's LMTP server is not installed: install dovecot-lmtpd")
 	}
-	if !testenv.IsRoot() {
-		t.Skip("dovecot needs root to start")
-	}
+	testenv.NeedRoot(t, "dovecot starts as root")
 	dir := daemonDir(t)
 	addr := testenv.FreePort(t)
 	_, port, _ := strings.Cut(addr, ":")

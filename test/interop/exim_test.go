@@ -57,9 +57,7 @@ func startExim(t *testing.T, extra string) *exim {
 	root := eximRoot(t)
 	tcpserver := testenv.Need(t, "tcpserver")
 	unshare := testenv.Need(t, "unshare")
-	if !testenv.IsRoot() {
-		t.Skip("exim's private /etc/passwd needs root (a mount namespace)")
-	}
+	testenv.NeedRoot(t, "exim's private /etc/passwd is a mount namespace")
 	dir := daemonDir(t)
 	x := &exim{addr: testenv.FreePort(t), dir: dir}
 	ca := testenv.NewCA(t, dir)

@@ -27,9 +27,7 @@ func opensmtpdRoot(t *testing.T) string {
 func TestOpenSMTPD(t *testing.T) {
 	root := opensmtpdRoot(t)
 	unshare := testenv.Need(t, "unshare")
-	if !testenv.IsRoot() {
-		t.Skip("OpenSMTPD's namespace needs root")
-	}
+	testenv.NeedRoot(t, "OpenSMTPD runs in a mount namespace of its own")
 	dir := daemonDir(t)
 	addr := testenv.FreePort(t)
 	withUsers(dir, "opensmtpd:x:64991:64991::/var/lib/opensmtpd/empty:/usr/sbin/nologin\nopensmtpq:x:64992:64992::/var/lib/opensmtpd/empty:/usr/sbin/nologin\n",

@@ -100,9 +100,7 @@ const postfixAuthService = `{{authaddr}} inet n - n - - smtpd -o smtpd_sasl_auth
 func startPostfix(t *testing.T, sasl string) *postfix {
 	t.Helper()
 	root := testenv.PostfixRoot(t)
-	if !testenv.IsRoot() {
-		t.Skip("Postfix's master needs root")
-	}
+	testenv.NeedRoot(t, "Postfix's master runs as root")
 	dir := daemonDir(t)
 	p := &postfix{addr: testenv.FreePort(t), dir: dir, queue: filepath.Join(dir, "queue")}
 	p.ca = testenv.NewCA(t, dir)

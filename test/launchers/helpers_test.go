@@ -27,17 +27,6 @@ import (
 	"smtp-bs/pkg/privilege"
 )
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("needs root to run launchers that switch to user mail; CI runs as root")
-	}
-	t.Skip("needs root: the launchers switch to user mail (run as root, or under CI=true as .ci/run does)")
-}
-
 // contrib reads a file of contrib/.
 func contrib(t *testing.T, rel string) string {
 	t.Helper()

@@ -74,7 +74,7 @@ func wantOwner(t *testing.T, p string, uid, gid int, mode os.FileMode) {
 // and fixed with the command -check prints), and uninstalls: the spool
 // stays while it holds mail.
 func TestMakeInstall(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t, "make install chowns the spool to mail and -check audits it as mail")
 	mk := testenv.Need(t, "make")
 	m := mail(t)
 	d := destdir(t)
@@ -246,7 +246,7 @@ func checkInstalled(t *testing.T, d, conf, spool string) {
 // modes are set, owners cannot be, and the script says so; without
 // DESTDIR it refuses.
 func TestInstallNotRoot(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t, "the staging install runs as nobody, which only root can switch to")
 	setpriv := testenv.Need(t, "setpriv")
 	// A copy of what install.sh reads, so that nobody can read it wherever
 	// the checkout lives.

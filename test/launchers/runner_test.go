@@ -141,7 +141,7 @@ func runTimerUnit(t *testing.T, cfg, spool string) {
 // the running loop's identity in /proc, and stops it with SIGTERM, which
 // must end it cleanly.
 func TestQrunDaemon(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t, "qrun-daemon.service's ExecStart runs as user mail")
 	env := testenv.New(t)
 	argv, user, group := unitExec(t, "qrun-daemon.service", env.CfgFile)
 	full := asUnitUser(t, user, group, argv...)
@@ -151,7 +151,7 @@ func TestQrunDaemon(t *testing.T) {
 // TestQrunAsRootDrops starts the qrun loop as root: it must become mail,
 // with mail's groups only, before it touches the spool.
 func TestQrunAsRootDrops(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t, "qrun started as root must drop to mail")
 	env := testenv.New(t)
 	checkQrunLoop(t, env, []string{testenv.Bin(t, "qrun"), "-config", env.CfgFile, "-interval", "1h"})
 }

@@ -148,7 +148,7 @@ func keysOf(m map[string]bool) []string {
 // -once, both as the units' user, and holds what they did to the units'
 // filters.
 func TestSandboxSyscalls(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t, "the traced session and delivery run as the units' user mail")
 	sa := testenv.Need(t, "systemd-analyze")
 	strace := testenv.Need(t, "strace")
 	ssa := testenv.Need(t, "systemd-socket-activate")

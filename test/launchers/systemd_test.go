@@ -202,7 +202,7 @@ func TestSystemdVerify(t *testing.T) {
 // mail with mail's groups only and spool a mail-owned 0600 message; then
 // qrun.timer's unit delivers it, as mail.
 func TestSocketActivate(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t, "the sessions switch to user mail (setpriv, as systemd does)")
 	for _, asUnit := range []bool{false, true} {
 		name := "launcher as root"
 		if asUnit {

@@ -81,7 +81,7 @@ func TestXinetdContribEntry(t *testing.T) {
 // as mail's, mode 0600; then runs the cron line as its user and checks
 // that qrun delivered it, as mail.
 func TestXinetd(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t, "xinetd starts the sessions as user mail")
 	xinetd := testenv.Need(t, "xinetd")
 	m := mail(t)
 	sink := testenv.NewSink(t)

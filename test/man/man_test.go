@@ -230,9 +230,7 @@ func TestManPageDefaultsAndExamples(t *testing.T) {
 // there, and make uninstall removes them.
 func TestInstalledPagesFoundByMan(t *testing.T) {
 	man := testenv.Need(t, "man")
-	if !testenv.IsRoot() {
-		t.Skip("contrib/install.sh's spool step needs root for DESTDIR installs here")
-	}
+	testenv.NeedRoot(t, "contrib/install.sh's spool step runs qrun -init as mail under DESTDIR")
 	d := t.TempDir()
 	// qrun -init runs as mail under DESTDIR: mail must reach it.
 	for p := d; p != os.TempDir() && p != "/"; p = filepath.Dir(p) {

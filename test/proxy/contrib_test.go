@@ -63,7 +63,7 @@ func TestHAProxyContrib(t *testing.T) {
 		h.waitCheckedIn(t, be, "node1")
 	}
 
-	d, code, text := dialFrom(t, relayIP, fronts["25"])
+	d, code, text := testenv.DialFrom(t, relayIP, fronts["25"])
 	if code != 220 {
 		t.Fatalf("through contrib's port 25: %q", text)
 	}

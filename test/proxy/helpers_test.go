@@ -183,21 +183,6 @@ func startXinetd(t *testing.T, env *testenv.Env) string {
 	return addr
 }
 
-// dialFrom connects to addr from the 127.0.0.0/8 address src and reads
-// the greeting.
-func dialFrom(t *testing.T, src, addr string) (*testenv.Dialogue, int, string) {
-	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	dl := &testenv.Dialogue{T: t, Conn: c, R: bufio.NewReader(c)}
-	code, text := dl.Reply()
-	return dl, code, text
-}
-
 // logLines returns the lines of the env's log that contain every one of
 // parts.
 func logLines(env *testenv.Env, parts ...string) []string {

@@ -59,7 +59,7 @@ func TestNginxContrib(t *testing.T) {
 		testenv.WaitListen(t, fronts[port])
 	}
 
-	d, code, text := dialFrom(t, relayIP, fronts["25"])
+	d, code, text := testenv.DialFrom(t, relayIP, fronts["25"])
 	if code != 220 {
 		t.Fatalf("%s through nginx: %q", relayIP, text)
 	}
@@ -67,7 +67,7 @@ func TestNginxContrib(t *testing.T) {
 	d.Cmd("MAIL FROM:<sender@client.test>", 250)
 	d.Cmd("RCPT TO:<someone@elsewhere.example>", 250)
 	d.Cmd("QUIT", 221)
-	d, code, text = dialFrom(t, deniedIP, fronts["587"])
+	d, code, text = testenv.DialFrom(t, deniedIP, fronts["587"])
 	if code != 554 {
 		t.Fatalf("%s through nginx: %q, want 554", deniedIP, text)
 	}

@@ -83,7 +83,7 @@ func TestBehindHAProxy(t *testing.T) {
 
 func behindHAProxy(t *testing.T, env *testenv.Env, smtpAddr, front string, v int) {
 	// The relay network's client relays; Received and the log name it.
-	d, code, text := dialFrom(t, relayIP, front)
+	d, code, text := testenv.DialFrom(t, relayIP, front)
 	if code != 220 {
 		t.Fatalf("%s through haproxy: greeting %q, want 220", relayIP, text)
 	}
@@ -108,7 +108,7 @@ func behindHAProxy(t *testing.T, env *testenv.Env, smtpAddr, front string, v int
 
 	// Admitted by smtp-bs@127.0.0.9 (the address the client dialled, from
 	// the header), outside the relay network.
-	d, code, text = dialFrom(t, atFrontIP, front)
+	d, code, text = testenv.DialFrom(t, atFrontIP, front)
 	if code != 220 {
 		t.Fatalf("%s through haproxy (smtp-bs@%s rule): greeting %q, want 220", atFrontIP, frontIP, text)
 	}
@@ -118,7 +118,7 @@ func behindHAProxy(t *testing.T, env *testenv.Env, smtpAddr, front string, v int
 	d.Cmd("QUIT", 221)
 
 	// Refused by hosts.deny, by its own address.
-	d, code, text = dialFrom(t, deniedIP, front)
+	d, code, text = testenv.DialFrom(t, deniedIP, front)
 	if code != 554 || !strings.Contains(text, "5.7.1") {
 		t.Fatalf("%s through haproxy: greeting %q, want 554 5.7.1", deniedIP, text)
 	}
@@ -157,7 +157,7 @@ func behindHAProxy(t *testing.T, env *testenv.Env, smtpAddr, front string, v int
 	if !strings.HasPrefix(string(got), "554 ") {
 		t.Errorf("a header from untrusted %s before the greeting got %q, want 554", outsideIP, got)
 	}
-	d, code, text = dialFrom(t, outsideIP, smtpAddr)
+	d, code, text = testenv.DialFrom(t, outsideIP, smtpAddr)
 	if code != 220 {
 		t.Fatalf("%s straight to smtp-bs: greeting %q", outsideIP, text)
 	}

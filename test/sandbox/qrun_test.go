@@ -34,9 +34,7 @@ exit 0
 // and its program's attempts outside their narrower layer, are refused.
 func TestQrunConfined(t *testing.T) {
 	needSandbox(t)
-	if !testenv.IsRoot() {
-		testenv.Missing(t, "local delivery runs as mail only when the test is root", "none")
-	}
+	testenv.NeedRoot(t, "local delivery runs as mail only when the test is root")
 	e := testenv.New(t)
 	w := newWorld(t, e)
 	mail, progs, files := filepath.Join(e.Dir, "mail"), filepath.Join(e.Dir, "smrsh"), filepath.Join(e.Dir, "files")

@@ -216,9 +216,7 @@ func exploitSessions(t *testing.T, env *testenv.Env, w *probeWorld, addr string)
 func TestSessionUnderXinetd(t *testing.T) {
 	needSandbox(t)
 	xinetd := testenv.Need(t, "xinetd")
-	if !testenv.IsRoot() {
-		testenv.Missing(t, "xinetd runs sessions as mail only when started as root", "xinetd")
-	}
+	testenv.NeedRoot(t, "xinetd runs sessions as mail only when started as root")
 	env := testenv.New(t)
 	w := newWorld(t, env)
 	addr := testenv.FreePort(t)
