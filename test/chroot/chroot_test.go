@@ -101,12 +101,7 @@ func (stamp) Body(m *gomilter.Modifier) (gomilter.Response, error) {
 var queuedRe = regexp.MustCompile(`queued as ([0-9a-z.]+)`)
 
 func TestChrootAsRoot(t *testing.T) {
-	if !testenv.IsRoot() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true runs as root: the chroot test needs it")
-		}
-		t.Skip("needs root (CI runs as root)")
-	}
+	testenv.NeedRoot(t, "the chroot needs it")
 	e, jail, sink := jailEnv(t, true)
 	e.Top = fmt.Sprintf("[[milter]]\nname = \"stamp\"\nsocket = %q\n", stampMilter(t))
 	e.WriteConfig()

@@ -18,12 +18,7 @@ import (
 // an aliases file, and relays everything else to a sink.
 func localEnv(t *testing.T) (*testenv.Env, *testenv.Sink, string, string) {
 	t.Helper()
-	if !testenv.IsRoot() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root; local delivery tests need it")
-		}
-		t.Skip("needs root (mailboxes of other users)")
-	}
+	testenv.NeedRoot(t, "mailboxes of other users")
 	sink := testenv.NewSink(t)
 	e := testenv.New(t)
 	mail := filepath.Join(e.Dir, "mail")

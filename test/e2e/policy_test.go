@@ -199,12 +199,7 @@ func TestBadConfigNamesKeyAndLine(t *testing.T) {
 }
 
 func TestStartedAsRootRunsAsMail(t *testing.T) {
-	if !testenv.IsRoot() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI runs as root; this test needs it")
-		}
-		t.Skip("needs root")
-	}
+	testenv.NeedRoot(t, "to start smtp-bs as root")
 	e := testenv.New(t)
 	addr := e.SocketActivate() // systemd-socket-activate runs smtp-bs as root
 	d := testenv.Dial(t, addr, 220)

@@ -812,12 +812,7 @@ func isTimeout(err error) bool {
 // TestReadOnlySpool: when the run user cannot write the spool, the client
 // hears 451 4.3.0 and may retry; nothing is left behind.
 func TestReadOnlySpool(t *testing.T) {
-	if !testenv.IsRoot() {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root to make the spool unwritable for the run user; CI runs as root")
-		}
-		t.Skip("needs root to make the spool unwritable for the run user")
-	}
+	testenv.NeedRoot(t, "to make the spool unwritable for the run user")
 	s := start(t, "")
 	os.Chmod(filepath.Join(s.env.SpoolDir, "tmp"), 0o500)
 	defer os.Chmod(filepath.Join(s.env.SpoolDir, "tmp"), 0o700)

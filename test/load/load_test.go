@@ -296,9 +296,7 @@ func newEnv(t *testing.T) *testenv.Env {
 // TestXinetdInstances: xinetd with instances = 10 closes the connections
 // over the limit at once; the rest are served.
 func TestXinetdInstances(t *testing.T) {
-	if !testenv.IsRoot() && os.Getenv("CI") != "true" {
-		t.Skip("xinetd switches to user mail: needs root")
-	}
+	testenv.NeedRoot(t, "xinetd switches to user mail")
 	xinetd := testenv.Need(t, "xinetd")
 	env := newEnv(t)
 	addr := testenv.FreePort(t)
